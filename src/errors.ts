@@ -1,0 +1,30 @@
+/**
+ * One error class per failure class. Services throw these; the GraphQL layer maps
+ * `code` to `extensions.code` (see src/schema/format-error.ts). Anything else that
+ * escapes is reported as INTERNAL_SERVER_ERROR without its internals.
+ */
+export type ErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'UNAUTHENTICATED' | 'FORBIDDEN';
+
+export abstract class DomainError extends Error {
+  abstract readonly code: ErrorCode;
+}
+
+/** The caller sent something we cannot use: a corrupt image, a bad argument. */
+export class BadInputError extends DomainError {
+  readonly code = 'BAD_USER_INPUT' as const;
+}
+
+/** An id or key that names nothing stored. */
+export class NotFoundError extends DomainError {
+  readonly code = 'NOT_FOUND' as const;
+}
+
+/** No key, or a key we do not know. */
+export class UnauthenticatedError extends DomainError {
+  readonly code = 'UNAUTHENTICATED' as const;
+}
+
+/** A known key whose role is below what the operation needs. */
+export class ForbiddenError extends DomainError {
+  readonly code = 'FORBIDDEN' as const;
+}
