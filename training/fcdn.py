@@ -1,0 +1,158 @@
+"""FCDN: the fully convolutional dense network of Qin et al. 2019, with hash heads.
+
+Layer numbering (0-based, forward order; only convolutions are numbered, pooling
+and up-sampling belong to the convolution that follows them):
+
+  stage 1, 64x64   layers 0-2   plain conv3x3-BN-ReLU              1 -> 16 -> 16 -> 16
+                   layers 3-5   dense block 1 (BN-ReLU-Conv3x3, growth 8)   16 -> 40
+                   max-pool 2x2 -> 32x32
+  stage 2, 32x32   layers 6-8   plain                              40 -> 32
+                   layers 9-11  dense block 2 (growth 16)          32 -> 80
+                   max-pool -> 16x16
+  stage 3, 16x16   layers 12-14 plain                              80 -> 64
+                   layers 15-17 dense block 3 (growth 32)          64 -> 160
+                   max-pool -> 8x8            (end of the encoder)
+  decoder          layers 18-23 bilinear up-sampling then "same" conv3x3-BN-ReLU,
+                                6 steps 8 -> 11 -> 16 -> 23 -> 32 -> 45 -> 64
+                                (the paper's 6 up-samplings; a factor of about
+                                sqrt(2) each, since 3 pools need only a factor 8)
+                   layers 24-25 conv3x3-BN-ReLU at 64x64
+                   layer  26    conv1x1 -> per-pixel nodule logit (sigmoid = mask)
+
+Taps (the paper's names):
+  layer 4  (shallow, contour): dense block 1 state after its 2nd layer, 32 ch, 64x64
+  layer 17 (middle, semantics): dense block 3 output (last encoder conv), 160 ch, 16x16
+  layer 25 (deep, shape/size): last 3x3 decoder conv, 24 ch, 64x64
+
+Hash heads (paper eq. 13-15): x = global average and max pooling of the tap,
+standardised by a BatchNorm1d without affine parameters (so that sign() splits the
+data rather than every input landing on the same side of a positive mean); then
+k pre-sign values W x with no bias, k in 24/32/48/64. Bits are value > 0.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BIT_LENGTHS = (24, 32, 48, 64)
+TAPS = {"shallow": 4, "middle": 17, "deep": 25}
+INPUT_SIZE = 64
+# Spatial size after each of the 6 decoder up-samplings (8 -> 64).
+UP_SIZES = (11, 16, 23, 32, 45, 64)
+
+
+class PlainConv(nn.Module):
+    """conv3x3 ("same") - BN - ReLU: the encoder's plain layers and the decoder's."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return F.relu(self.bn(self.conv(x)))
+
+
+class DenseLayer(nn.Module):
+    """BN - ReLU - conv3x3 giving `growth` new channels (DenseNet order, paper fig. 4)."""
+
+    def __init__(self, cin: int, growth: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(cin)
+        self.conv = nn.Conv2d(cin, growth, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        return torch.cat([x, self.conv(F.relu(self.bn(x)))], dim=1)
+
+
+class HashHead(nn.Module):
+    """Pooled tap features -> k pre-sign values for each code length."""
+
+    def __init__(self, channels: int, bit_lengths=BIT_LENGTHS):
+        super().__init__()
+        self.dim = 2 * channels
+        self.norm = nn.BatchNorm1d(self.dim, affine=False)
+        self.proj = nn.ModuleDict(
+            {str(k): nn.Linear(self.dim, k, bias=False) for k in bit_lengths})
+        for lin in self.proj.values():
+            nn.init.normal_(lin.weight, std=self.dim ** -0.5)
+
+    def features(self, fmap):
+        pooled = torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
+        return self.norm(pooled)
+
+    def forward(self, fmap):
+        x = self.features(fmap)
+        return {int(k): lin(x) for k, lin in self.proj.items()}, x
+
+
+class FCDN(nn.Module):
+    def __init__(self, bit_lengths=BIT_LENGTHS):
+        super().__init__()
+        self.bit_lengths = tuple(bit_lengths)
+        L = []  # numbered layers, index = layer number
+        # stage 1
+        L += [PlainConv(1, 16), PlainConv(16, 16), PlainConv(16, 16)]
+        L += [DenseLayer(16 + 8 * i, 8) for i in range(3)]            # 3,4,5 -> 40 ch
+        # stage 2
+        L += [PlainConv(40, 32), PlainConv(32, 32), PlainConv(32, 32)]
+        L += [DenseLayer(32 + 16 * i, 16) for i in range(3)]          # 9,10,11 -> 80 ch
+        # stage 3
+        L += [PlainConv(80, 64), PlainConv(64, 64), PlainConv(64, 64)]
+        L += [DenseLayer(64 + 32 * i, 32) for i in range(3)]          # 15,16,17 -> 160 ch
+        # decoder: 6 up-sampling convs, then two at full size
+        dec = [160, 96, 64, 48, 32, 24, 24]
+        L += [PlainConv(dec[i], dec[i + 1]) for i in range(6)]        # 18..23
+        L += [PlainConv(24, 24), PlainConv(24, 24)]                   # 24, 25
+        L += [nn.Conv2d(24, 1, 1)]                                    # 26
+        self.layers = nn.ModuleList(L)
+        assert len(self.layers) == 27
+        self.pool_after = {5, 11, 17}
+        self.heads = nn.ModuleDict({
+            "shallow": HashHead(32, bit_lengths),
+            "middle": HashHead(160, bit_lengths),
+            "deep": HashHead(24, bit_lengths),
+        })
+
+    def forward(self, patches):
+        """patches [N,1,64,64] in [0,1] -> dict with 'mask_logits', 'codes'
+        ({tap: {bits: [N,bits]}}) and 'features' ({tap: pooled features})."""
+        x = patches
+        taps = {}
+        for i, layer in enumerate(self.layers):
+            if 18 <= i <= 23:
+                x = F.interpolate(x, size=(UP_SIZES[i - 18],) * 2, mode="bilinear",
+                                  align_corners=False)
+            x = layer(x)
+            if i == TAPS["shallow"]:
+                taps["shallow"] = x
+            elif i == TAPS["middle"]:
+                taps["middle"] = x
+            elif i == TAPS["deep"]:
+                taps["deep"] = x
+            if i in self.pool_after:
+                x = F.max_pool2d(x, 2)
+        codes, feats = {}, {}
+        for name, fmap in taps.items():
+            codes[name], feats[name] = self.heads[name](fmap)
+        return {"mask_logits": x, "codes": codes, "features": feats}
+
+
+class ExportWrapper(nn.Module):
+    """The service's ONNX interface: patches -> code_l4, code_l17, code_l25, mask."""
+
+    def __init__(self, model: FCDN, bits: int = 64):
+        super().__init__()
+        self.model = model
+        self.bits = bits
+
+    def forward(self, patches):
+        out = self.model(patches)
+        c = out["codes"]
+        return (c["shallow"][self.bits], c["middle"][self.bits], c["deep"][self.bits],
+                torch.sigmoid(out["mask_logits"]))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
