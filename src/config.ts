@@ -1,0 +1,100 @@
+/**
+ * The service's configuration, read once from the environment at start (PRODUCT.md, "Configuration").
+ * Nothing else in src/ reads process.env.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionProviderSetting } from './inference/types.ts';
+
+export type Role = 'reader' | 'writer' | 'admin';
+export const ROLES: readonly Role[] = ['reader', 'writer', 'admin'];
+
+export interface ApiKey {
+  role: Role;
+  key: string;
+}
+
+export interface S3Config {
+  endPoint: string;
+  accessKey: string;
+  secretKey: string;
+  bucket: string;
+  region?: string;
+}
+
+export interface AppConfig {
+  port: number;
+  /** Unset: the embedded PGlite database in dataDir. */
+  databaseUrl?: string;
+  dataDir: string;
+  /** Unset: images are stored under dataDir/objects. */
+  s3?: S3Config;
+  modelPath: string;
+  executionProvider: ExecutionProviderSetting;
+  /** Empty: the service makes an admin key in dataDir (src/auth/api-keys.ts); it never runs open. */
+  apiKeys: ApiKey[];
+  /** Largest accepted HTTP body; base64 images make requests large. */
+  maxRequestBytes: number;
+  /** Secret for signed image URLs; default derived from the API keys. */
+  urlSecret?: string;
+  /** Absolute base for imageUrl; default taken from the request's Host. */
+  publicUrl?: string;
+  logLevel: string;
+  /** Run the reindex worker inside the API process (the embedded default does). */
+  inProcessWorker: boolean;
+}
+
+export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const SHIPPED_MODEL = path.join(PROJECT_ROOT, 'models', 'fcdn-v1.onnx');
+
+export class ConfigError extends Error {}
+
+export function parseApiKeys(value: string | undefined): ApiKey[] {
+  if (!value?.trim()) return [];
+  return value.split(',').map((pair) => {
+    const at = pair.indexOf(':');
+    const role = pair.slice(0, at).trim() as Role;
+    const key = pair.slice(at + 1).trim();
+    if (at < 0 || !ROLES.includes(role) || key.length < 8) {
+      throw new ConfigError(`FCDN_API_KEYS: "${pair.slice(0, 12)}..." is not a role:key pair (roles reader, writer, admin; keys of 8+ characters)`);
+    }
+    return { role, key };
+  });
+}
+
+function integer(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`${name} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const provider = (env.FCDN_EXECUTION_PROVIDER ?? 'auto') as ExecutionProviderSetting;
+  if (!['auto', 'cuda', 'cpu'].includes(provider)) {
+    throw new ConfigError(`FCDN_EXECUTION_PROVIDER must be auto, cuda or cpu, got "${provider}"`);
+  }
+  const s3: S3Config | undefined = env.S3_ENDPOINT
+    ? {
+        endPoint: env.S3_ENDPOINT,
+        accessKey: env.S3_ACCESS_KEY ?? '',
+        secretKey: env.S3_SECRET_KEY ?? '',
+        bucket: env.S3_BUCKET ?? 'fcdn-slices',
+        region: env.S3_REGION,
+      }
+    : undefined;
+  return {
+    port: integer('PORT', env.PORT, 4000),
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: path.resolve(env.FCDN_DATA_DIR ?? './data'),
+    s3,
+    modelPath: path.resolve(env.FCDN_MODEL ?? SHIPPED_MODEL),
+    executionProvider: provider,
+    apiKeys: parseApiKeys(env.FCDN_API_KEYS),
+    maxRequestBytes: integer('FCDN_MAX_REQUEST_BYTES', env.FCDN_MAX_REQUEST_BYTES, 32 * 1024 * 1024),
+    urlSecret: env.FCDN_URL_SECRET || undefined,
+    publicUrl: env.FCDN_PUBLIC_URL || undefined,
+    logLevel: env.LOG_LEVEL ?? 'info',
+    inProcessWorker: (env.FCDN_IN_PROCESS_WORKER ?? 'true') !== 'false',
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * Opens the one database the service uses: real Postgres when DATABASE_URL is set, else the
+ * embedded PGlite (Postgres in WebAssembly, with pgvector) in the data folder. Both are reached
+ * through the same Prisma client, so repositories do not know which one they talk to.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { vector } from '@electric-sql/pglite-pgvector';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaClient } from '../generated/prisma/client.ts';
+
+export type { PrismaClient };
+export type DatabaseKind = 'postgres' | 'pglite';
+
+/** Plain SQL access beside Prisma, for the migrator (multi-statement files) and tests. */
+export interface RawSql {
+  exec(sql: string): Promise<void>;
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Runs fn on one connection inside BEGIN ... COMMIT (ROLLBACK when it throws). */
+  transaction<T>(fn: (tx: RawSql) => Promise<T>): Promise<T>;
+}
+
+export interface Database {
+  kind: DatabaseKind;
+  prisma: PrismaClient;
+  raw: RawSql;
+  /** Called with each SQL statement Prisma sends (tests count them). */
+  onQuery(listener: (sql: string) => void): () => void;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  databaseUrl?: string;
+  /** PGlite folder; undefined keeps the database in memory (tests). */
+  pgliteDir?: string;
+  poolSize?: number;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openPglite(options.pgliteDir);
+}
+
+function withQueryEvents(prisma: PrismaClient) {
+  const listeners = new Set<(sql: string) => void>();
+  prisma.$on('query' as never, ((event: { query: string }) => listeners.forEach((l) => l(event.query))) as never);
+  return (listener: (sql: string) => void) => {
+    listeners.add(listener);
+    return () => listeners.delete(listener);
+  };
+}
+
+async function openPostgres(url: string, poolSize: number): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // A dropped connection (server restart, pg_terminate_backend) must not crash the process.
+  pool.on('error', () => {});
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool), log: [{ emit: 'event', level: 'query' }] });
+  return {
+    kind: 'postgres',
+    prisma,
+    raw: pgRawSql(pool),
+    onQuery: withQueryEvents(prisma),
+    async close() {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}
+
+async function openPglite(dir: string | undefined): Promise<Database> {
+  if (dir) fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const pglite = await PGlite.create({ dataDir: dir, extensions: { vector } });
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite), log: [{ emit: 'event', level: 'query' }] });
+  return {
+    kind: 'pglite',
+    prisma,
+    raw: pgliteRawSql(pglite),
+    onQuery: withQueryEvents(prisma),
+    async close() {
+      await prisma.$disconnect();
+      await pglite.close();
+    },
+  };
+}
+
+type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
+
+function pgRawSql(pool: pg.Pool, on: Queryable = pool): RawSql {
+  return {
+    async exec(sql) {
+      await on.query(sql);
+    },
+    async query(sql, params) {
+      return (await on.query(sql, params as unknown[])).rows;
+    },
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(pgRawSql(pool, client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+  };
+}
+
+type PgliteQueryable = Pick<PGlite, 'exec' | 'query'>;
+
+function pgliteRawSql(pglite: PGlite, on: PgliteQueryable = pglite): RawSql {
+  return {
+    async exec(sql) {
+      await on.exec(sql);
+    },
+    async query(sql, params) {
+      return (await on.query(sql, params as unknown[])).rows as never;
+    },
+    transaction(fn) {
+      return pglite.transaction((tx) => fn(pgliteRawSql(pglite, tx)));
+    },
+  };
+}

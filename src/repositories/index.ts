@@ -1,0 +1,25 @@
+import type { PrismaClient } from './executor.ts';
+import { CaseRepository } from './case.repository.ts';
+import { CodeRepository } from './code.repository.ts';
+import { ModelRepository } from './model.repository.ts';
+import { ReindexJobRepository } from './reindex-job.repository.ts';
+import { ReportRepository } from './report.repository.ts';
+import { SearchLogRepository } from './search-log.repository.ts';
+import { SearchRepository } from './search.repository.ts';
+import { SliceRepository } from './slice.repository.ts';
+
+export function createRepositories(prisma: PrismaClient) {
+  return {
+    prisma,
+    cases: new CaseRepository(prisma),
+    slices: new SliceRepository(prisma),
+    codes: new CodeRepository(prisma),
+    reports: new ReportRepository(prisma),
+    models: new ModelRepository(prisma),
+    jobs: new ReindexJobRepository(prisma),
+    searchLog: new SearchLogRepository(prisma),
+    search: new SearchRepository(prisma),
+  };
+}
+
+export type Repositories = ReturnType<typeof createRepositories>;
