@@ -1,0 +1,142 @@
+/**
+ * Object store on MinIO or any S3, through the `minio` client. Path-style
+ * addressing (what MinIO expects), one bucket, created at open when missing.
+ * Puts are single-part: slice images are far below the client's part size
+ * (MAX_SINGLE_PUT_BYTES), and a larger body is refused rather than uploaded in parts.
+ *
+ * Tested against s3rver (npm) on loopback, which speaks enough S3 for this client
+ * but checks no signatures (its only account is access key 'S3RVER'): the tests
+ * cover the protocol, not authentication. See docs/deploy.md.
+ */
+import type { Readable } from 'node:stream';
+import { Client } from 'minio';
+import { BadInputError, NotFoundError } from '../errors.ts';
+import { assertValidKey, assertValidPrefix, type ObjectStore } from './object-store.ts';
+
+export interface S3ObjectStoreOptions {
+  /** Endpoint URL, e.g. `http://minio:9000` or `https://s3.eu-central-1.amazonaws.com`. */
+  endPoint: string;
+  accessKey: string;
+  secretKey: string;
+  bucket: string;
+  /** Default us-east-1 (what MinIO uses unless configured otherwise). */
+  region?: string;
+}
+
+/** minio's default part size; bodies up to it go up in one PUT. */
+export const MAX_SINGLE_PUT_BYTES = 64 * 1024 * 1024;
+/** S3's limit for presigned URLs: 7 days. */
+export const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
+
+const NOT_FOUND_CODES = new Set(['NoSuchKey', 'NotFound', 'NoSuchObject']);
+
+export class S3ObjectStore implements ObjectStore {
+  readonly kind = 's3' as const;
+  readonly bucket: string;
+  readonly endPoint: string;
+  private readonly client: Client;
+
+  private constructor(client: Client, bucket: string, endPoint: string) {
+    this.client = client;
+    this.bucket = bucket;
+    this.endPoint = endPoint;
+  }
+
+  /** Connects and makes sure the bucket exists (creating it when missing). */
+  static async open(opts: S3ObjectStoreOptions): Promise<S3ObjectStore> {
+    const region = opts.region || 'us-east-1';
+    const client = new Client({ ...parseEndpoint(opts.endPoint), accessKey: opts.accessKey, secretKey: opts.secretKey, region, pathStyle: true });
+    const store = new S3ObjectStore(client, opts.bucket, opts.endPoint);
+    if (!(await client.bucketExists(opts.bucket))) {
+      try {
+        await client.makeBucket(opts.bucket, region);
+      } catch (err) {
+        // Another replica may have created it in the meantime.
+        if (!(await client.bucketExists(opts.bucket))) throw err;
+      }
+    }
+    return store;
+  }
+
+  async put(key: string, body: Buffer, contentType: string): Promise<void> {
+    assertValidKey(key);
+    if (body.length > MAX_SINGLE_PUT_BYTES) {
+      throw new BadInputError(`object ${key} is ${body.length} bytes; at most ${MAX_SINGLE_PUT_BYTES} are stored`);
+    }
+    await this.client.putObject(this.bucket, key, body, body.length, { 'Content-Type': contentType });
+  }
+
+  async get(key: string): Promise<Buffer> {
+    assertValidKey(key);
+    let stream: Readable;
+    try {
+      stream = await this.client.getObject(this.bucket, key);
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(`no object ${key}`);
+      throw err;
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidKey(key);
+    try {
+      await this.client.removeObject(this.bucket, key); // S3 DELETE of a missing key succeeds
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    assertValidKey(key);
+    try {
+      await this.client.statObject(this.bucket, key);
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    assertValidPrefix(prefix);
+    const keys: string[] = [];
+    for await (const item of this.client.listObjectsV2(this.bucket, prefix, true)) {
+      if (item.name) keys.push(item.name);
+    }
+    return keys.sort();
+  }
+
+  async presignedGetUrl(key: string, expirySeconds: number): Promise<string> {
+    assertValidKey(key);
+    if (!Number.isInteger(expirySeconds) || expirySeconds < 1 || expirySeconds > MAX_PRESIGN_SECONDS) {
+      throw new BadInputError(`expirySeconds must be an integer from 1 to ${MAX_PRESIGN_SECONDS}`);
+    }
+    return this.client.presignedGetObject(this.bucket, key, expirySeconds);
+  }
+}
+
+/** `http(s)://host[:port]` -> minio client options. No path, query or credentials in the URL. */
+export function parseEndpoint(endPoint: string): { endPoint: string; port: number; useSSL: boolean } {
+  let url: URL;
+  try {
+    url = new URL(endPoint);
+  } catch {
+    throw new Error(`S3 endpoint ${JSON.stringify(endPoint)} is not a URL (expected http(s)://host[:port])`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new Error(`S3 endpoint ${endPoint}: protocol must be http or https`);
+  }
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.username || url.password) {
+    throw new Error(`S3 endpoint ${endPoint}: give only http(s)://host[:port] (no path, query or credentials)`);
+  }
+  const useSSL = url.protocol === 'https:';
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1'); // IPv6 literal without brackets
+  return { endPoint: host, port: url.port ? Number(url.port) : useSSL ? 443 : 80, useSSL };
+}
+
+function isNotFound(err: unknown): boolean {
+  return NOT_FOUND_CODES.has((err as { code?: string } | null)?.code ?? '');
+}
