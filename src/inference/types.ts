@@ -53,8 +53,16 @@ export interface ModelCard {
   };
   /** The measured figures (MAP per bit length, ...) shown as ModelVersion.metrics. */
   metrics?: Record<string, unknown>;
+  /** sha256 (hex) of the .onnx file; when present the service refuses a file that differs. */
+  sha256?: string;
   [key: string]: unknown;
 }
 
 export type ExecutionProviderSetting = 'auto' | 'cuda' | 'cpu';
 export type ExecutionProvider = 'cuda' | 'cpu';
+
+/** Where the inference layer says what it did (pino's logger fits). */
+export interface InferenceLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+}

@@ -1,0 +1,237 @@
+/**
+ * DICOM CT instances in: pixel data to Hounsfield units, plus the three UIDs we keep.
+ *
+ * Only uncompressed little-endian Part 10 files are decoded. The transfer syntax is read
+ * from the file meta header before the data set is parsed, so a compressed file is refused
+ * by name rather than failing somewhere inside the parser. Rows and Columns are checked,
+ * and the pixel data length matched against them, before anything image-sized is touched;
+ * HU are then read on demand from the file's own bytes, so no full-image copy is made.
+ *
+ * Nothing else from the header leaves this module: callers get geometry, HU and UIDs only.
+ */
+import dicomParser from 'dicom-parser';
+import type { DataSet } from 'dicom-parser';
+import { BadInputError } from '../errors.ts';
+import { PAD_HU } from './intensity.ts';
+import type { Raster } from './resample.ts';
+import type { DicomIdentifiers } from './types.ts';
+
+export const DICOM_MAX_SIDE = 4096;
+export const DICOM_MIN_SIDE = 32;
+
+export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
+export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
+
+export const ACCEPTED_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
+  [IMPLICIT_VR_LITTLE_ENDIAN]: 'Implicit VR Little Endian',
+  [EXPLICIT_VR_LITTLE_ENDIAN]: 'Explicit VR Little Endian',
+};
+
+/** Syntaxes we know and refuse, named so that the error tells the sender what to change. */
+export const REFUSED_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
+  '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian',
+  '1.2.840.10008.1.2.2': 'Explicit VR Big Endian (retired)',
+  '1.2.840.10008.1.2.4.50': 'JPEG Baseline (lossy)',
+  '1.2.840.10008.1.2.4.51': 'JPEG Extended (lossy)',
+  '1.2.840.10008.1.2.4.57': 'JPEG Lossless',
+  '1.2.840.10008.1.2.4.70': 'JPEG Lossless, first-order prediction',
+  '1.2.840.10008.1.2.4.80': 'JPEG-LS Lossless',
+  '1.2.840.10008.1.2.4.81': 'JPEG-LS Near-Lossless',
+  '1.2.840.10008.1.2.4.90': 'JPEG 2000 Lossless',
+  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
+  '1.2.840.10008.1.2.4.201': 'High-Throughput JPEG 2000 Lossless',
+  '1.2.840.10008.1.2.4.202': 'High-Throughput JPEG 2000 (RPCL) Lossless',
+  '1.2.840.10008.1.2.4.203': 'High-Throughput JPEG 2000',
+  '1.2.840.10008.1.2.5': 'RLE Lossless',
+};
+
+export const DICOM_ACCEPTED =
+  'Accepted DICOM: one CT image per file, DICOM Part 10 (128-byte preamble and "DICM"), ' +
+  'uncompressed Implicit or Explicit VR Little Endian, 8- or 16-bit monochrome, ' +
+  `${DICOM_MIN_SIDE} to ${DICOM_MAX_SIDE} rows and columns.`;
+
+export interface DicomCtSlice {
+  rows: number;
+  columns: number;
+  /** (0028,0030): spacing between rows, then between columns, in mm; absent if missing or invalid. */
+  pixelSpacingMm?: { row: number; column: number };
+  transferSyntaxUid: string;
+  identifiers: DicomIdentifiers;
+  /** HU of one pixel (integer column/row inside the image). */
+  huAt(column: number, row: number): number;
+}
+
+export interface PixelCentre {
+  x: number;
+  y: number;
+}
+
+function bad(what: string): BadInputError {
+  return new BadInputError(`DICOM file refused: ${what}. ${DICOM_ACCEPTED}`);
+}
+
+export function isDicomPart10(bytes: Uint8Array): boolean {
+  return bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
+}
+
+/** dicom-parser throws strings and {exception, dataSet} objects as well as Errors. */
+function describeThrown(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  if (typeof e === 'string') return e;
+  if (e && typeof e === 'object' && 'exception' in e) return describeThrown((e as { exception: unknown }).exception);
+  return String(e);
+}
+
+const UID_SYNTAX = /^[0-9]+(\.[0-9]+)*$/;
+
+/** A UID field could carry any text; only a well-formed UID may reach storage. */
+function uid(ds: DataSet, tag: string): string | undefined {
+  const v = ds.string(tag);
+  return v !== undefined && v.length <= 64 && UID_SYNTAX.test(v) ? v : undefined;
+}
+
+function readTransferSyntax(bytes: Uint8Array): string {
+  const readHeader = (dicomParser as unknown as { readPart10Header(b: Uint8Array): DataSet }).readPart10Header;
+  let meta: DataSet;
+  try {
+    meta = readHeader(bytes);
+  } catch (e) {
+    throw bad(`its file meta header could not be read (${describeThrown(e)})`);
+  }
+  const ts = meta.string('x00020010');
+  if (!ts) throw bad('its file meta header has no Transfer Syntax UID (0002,0010)');
+  if (ACCEPTED_TRANSFER_SYNTAXES[ts]) return ts;
+  const name = REFUSED_TRANSFER_SYNTAXES[ts];
+  throw bad(
+    name
+      ? `it is encoded as ${name} (transfer syntax ${ts}), which this service does not decode; ` +
+          'send it uncompressed (e.g. Explicit VR Little Endian)'
+      : `its transfer syntax ${ts} is not supported`,
+  );
+}
+
+export function decodeDicomCt(bytes: Buffer): DicomCtSlice {
+  try {
+    return decodeChecked(bytes);
+  } catch (e) {
+    if (e instanceof BadInputError) throw e;
+    throw bad(`it could not be parsed (${describeThrown(e)})`);
+  }
+}
+
+function decodeChecked(bytes: Buffer): DicomCtSlice {
+  if (!isDicomPart10(bytes)) throw bad('the data has no "DICM" marker at byte 128');
+  const transferSyntaxUid = readTransferSyntax(bytes);
+  let ds: DataSet;
+  try {
+    ds = dicomParser.parseDicom(bytes);
+  } catch (e) {
+    throw bad(`its data set is corrupt or truncated (${describeThrown(e)})`);
+  }
+
+  const modality = ds.string('x00080060');
+  if (modality !== undefined && modality !== 'CT') throw bad(`it is a ${modality} image, not CT`);
+  const rows = ds.uint16('x00280010');
+  const columns = ds.uint16('x00280011');
+  if (rows === undefined || columns === undefined) throw bad('it has no Rows/Columns (0028,0010/0011)');
+  const sideOk = (n: number) => n >= DICOM_MIN_SIDE && n <= DICOM_MAX_SIDE;
+  if (!sideOk(rows) || !sideOk(columns)) throw bad(`it declares ${columns} columns x ${rows} rows`);
+
+  const samples = ds.uint16('x00280002') ?? 1;
+  const photometric = ds.string('x00280004') ?? 'MONOCHROME2';
+  if (samples !== 1 || (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2')) {
+    throw bad(`it is a ${photometric} image with ${samples} samples per pixel, not monochrome CT`);
+  }
+  const frames = ds.intString('x00280008') ?? 1;
+  if (frames !== 1) throw bad(`it holds ${frames} frames; send one slice per file`);
+
+  const bitsAllocated = ds.uint16('x00280100');
+  if (bitsAllocated !== 8 && bitsAllocated !== 16) throw bad(`it has ${bitsAllocated ?? 'no'} bits allocated per pixel`);
+  const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
+  if (bitsStored < 1 || bitsStored > bitsAllocated) throw bad(`it declares ${bitsStored} bits stored in ${bitsAllocated}`);
+  const signed = (ds.uint16('x00280103') ?? 0) === 1;
+
+  const slope = ds.floatString('x00281053') ?? 1;
+  const intercept = ds.floatString('x00281052') ?? 0;
+  if (!Number.isFinite(slope) || slope === 0 || !Number.isFinite(intercept)) {
+    throw bad(`its Rescale Slope/Intercept (${slope}/${intercept}) cannot convert pixels to Hounsfield units`);
+  }
+
+  const pixel = ds.elements['x7fe00010'];
+  if (!pixel) throw bad('it has no Pixel Data (7FE0,0010)');
+  if (pixel.encapsulatedPixelData) throw bad('its pixel data is encapsulated (compressed)');
+  const bytesPerPixel = bitsAllocated / 8;
+  const needed = rows * columns * bytesPerPixel;
+  if (pixel.length < needed || pixel.dataOffset + needed > bytes.length) {
+    throw bad(`its pixel data holds ${Math.max(0, Math.min(pixel.length, bytes.length - pixel.dataOffset))} bytes, ` +
+      `but ${columns}x${rows} pixels of ${bitsAllocated} bits need ${needed}`);
+  }
+
+  const base = bytes.byteOffset + pixel.dataOffset;
+  const view = new DataView(bytes.buffer, base, needed);
+  const shift = 32 - bitsStored;
+  // Bits above BitsStored are not part of the value (PS3.5 8.1.1): mask or sign-extend them away.
+  const toValue = signed
+    ? (raw: number) => (raw << shift) >> shift
+    : (raw: number) => (raw << shift) >>> shift;
+  const read = bitsAllocated === 16 ? (i: number) => view.getUint16(i * 2, true) : (i: number) => view.getUint8(i);
+
+  const rowSpacing = ds.floatString('x00280030', 0);
+  const colSpacing = ds.floatString('x00280030', 1);
+  const spacingOk = (v: number | undefined): v is number => v !== undefined && Number.isFinite(v) && v > 0;
+
+  return {
+    rows,
+    columns,
+    ...(spacingOk(rowSpacing) && spacingOk(colSpacing) ? { pixelSpacingMm: { row: rowSpacing, column: colSpacing } } : {}),
+    transferSyntaxUid,
+    identifiers: {
+      studyInstanceUid: uid(ds, 'x0020000d'),
+      seriesInstanceUid: uid(ds, 'x0020000e'),
+      sopInstanceUid: uid(ds, 'x00080018') ?? uid(ds, 'x00020003'),
+    },
+    huAt: (column, row) => toValue(read(row * columns + column)) * slope + intercept,
+  };
+}
+
+/** Default centre: the middle of the image (pixel centres at integer coordinates). */
+export function resolveCentre(slice: DicomCtSlice, centerX?: number | null, centerY?: number | null): PixelCentre {
+  const x = centerX ?? (slice.columns - 1) / 2;
+  const y = centerY ?? (slice.rows - 1) / 2;
+  if (!Number.isFinite(x) || !Number.isFinite(y)) throw new BadInputError('centerX/centerY must be finite numbers');
+  if (x < -0.5 || x > slice.columns - 0.5 || y < -0.5 || y > slice.rows - 0.5) {
+    throw new BadInputError(
+      `The nodule centre (centerX=${x}, centerY=${y}) lies outside the ${slice.columns}x${slice.rows} DICOM image; ` +
+        'give it in pixel coordinates (column, row) from the top-left pixel.',
+    );
+  }
+  return { x, y };
+}
+
+/**
+ * A size x size window of HU centred on the nodule, air (-1200 HU) where it leaves the image.
+ * The window's centre pixel is the centre rounded to the nearest pixel: no interpolation.
+ */
+export function cropHu(slice: DicomCtSlice, size: number, centre: PixelCentre): Raster {
+  const x0 = Math.round(centre.x - (size - 1) / 2);
+  const y0 = Math.round(centre.y - (size - 1) / 2);
+  const data = new Float64Array(size * size);
+  for (let y = 0; y < size; y++) {
+    const row = y0 + y;
+    for (let x = 0; x < size; x++) {
+      const col = x0 + x;
+      data[y * size + x] =
+        row >= 0 && row < slice.rows && col >= 0 && col < slice.columns ? slice.huAt(col, row) : PAD_HU;
+    }
+  }
+  return { width: size, height: size, data };
+}
+
+/**
+ * The model's view of a DICOM slice, in HU. Today: a crop of size x size *pixels*, whatever
+ * the pixel spacing. Issue 5 inserts resampling by pixelSpacingMm to a fixed mm/pixel here,
+ * before the crop; callers need not change.
+ */
+export function dicomPatchHu(slice: DicomCtSlice, size: number, centre: PixelCentre): Raster {
+  return cropHu(slice, size, centre);
+}
