@@ -14,9 +14,11 @@
 #   4. verify in a scratch database.
 #
 # Needs root (apt, make install). Env: PG_HOST (127.0.0.1), PG_PORT (5432),
-# PG_USER (postgres), PG_MAJOR (15).
+# PG_USER (postgres), PG_MAJOR (the newest cluster in /etc/postgresql, else 15),
+# PGVECTOR_FORCE_BUILD=1 (build and install even when the extension already works).
 set -euo pipefail
 
+PG_MAJOR="${PG_MAJOR:-$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)}"
 PG_MAJOR="${PG_MAJOR:-15}"
 PG_HOST="${PG_HOST:-127.0.0.1}"
 PG_PORT="${PG_PORT:-5432}"
@@ -72,7 +74,7 @@ find_mirror() {
 }
 
 ensure_server
-if vector_works; then
+if [ "${PGVECTOR_FORCE_BUILD:-0}" != 1 ] && vector_works; then
   log "CREATE EXTENSION vector already works on ${PG_HOST}:${PG_PORT}; nothing to do"
   exit 0
 fi
