@@ -64,6 +64,10 @@ export class ReindexJobRepository {
     return job;
   }
 
+  async list(first: number): Promise<ReindexJob[]> {
+    return this.prisma.reindexJob.findMany({ orderBy: { id: 'desc' }, take: first });
+  }
+
   async findById(id: number): Promise<ReindexJob | null> {
     return this.prisma.reindexJob.findUnique({ where: { id } });
   }

@@ -16,7 +16,7 @@
  *  $1 text[] query layer-4 codes (all query slices)   $2 text query layer-17 code (centre slice)
  *  $3 text[] query layer-25 codes                     $4 int  model id
  *  $5,$6,$7 float8 weights shallow, middle, deep       $8 int  k
- *  $9  int  case id to leave out (search by case)      $10 int patient id to leave out
+ *  $9  int  case id to leave out (search by case)      $10 int[] patient ids to leave out (null: none)
  *  $11 text[] malignancy classes (null: any)           $12,$13 float8 diameter range (null: open)
  *  $14 text patient key to restrict to (null: any)
  */
@@ -28,7 +28,7 @@ eligible AS (
   SELECT c.id
   FROM nodule_cases c
   WHERE ($9::int IS NULL OR c.id <> $9)
-    AND ($10::int IS NULL OR c.patient_id <> $10)
+    AND ($10::int[] IS NULL OR c.patient_id <> ALL ($10))
     AND ($11::text[] IS NULL OR c.malignancy_class = ANY ($11))
     AND ($12::float8 IS NULL OR c.diameter_mm >= $12)
     AND ($13::float8 IS NULL OR c.diameter_mm <= $13)

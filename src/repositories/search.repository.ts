@@ -17,7 +17,7 @@ export interface JointSearch {
   weights: JointWeights;
   k: number;
   excludeCaseId?: number | null;
-  excludePatientId?: number | null;
+  excludePatientIds?: number[] | null;
   filter?: CaseFilter | null;
 }
 
@@ -45,7 +45,7 @@ export class SearchRepository {
       s.weights.deep,
       s.k,
       s.excludeCaseId ?? null,
-      s.excludePatientId ?? null,
+      s.excludePatientIds?.length ? s.excludePatientIds : null,
       f.malignancyClass?.length ? f.malignancyClass : null,
       f.minDiameterMm ?? null,
       f.maxDiameterMm ?? null,

@@ -1,0 +1,117 @@
+/**
+ * The composition root: opens the database (and migrates it), the object store and the model,
+ * wires repositories -> services -> GraphQL/HTTP, and starts the in-process reindex worker.
+ * main.ts, worker.ts and the tests all build the service through here.
+ */
+import crypto from 'node:crypto';
+import path from 'node:path';
+import type http from 'node:http';
+import pino, { type Logger } from 'pino';
+import { ApiKeyRing, embeddedAdminKey } from './auth/api-keys.ts';
+import { ImageUrlSigner } from './auth/image-urls.ts';
+import type { AppConfig } from './config.ts';
+import { openDatabase, type Database } from './db/database.ts';
+import { migrate } from './db/migrator.ts';
+import { createHttpApp } from './http/http-app.ts';
+import { createMetrics } from './http/metrics.ts';
+import { FcdnEncoder, prepareSlice } from './inference/index.ts';
+import { createRepositories } from './repositories/index.ts';
+import { createServices, type Services } from './services/index.ts';
+import { ReindexWorker, type ReindexWorkerOptions } from './services/reindex-worker.ts';
+import { createObjectStore } from './storage/index.ts';
+
+export interface ServiceOverrides {
+  log?: Logger;
+  /** An already open database (tests share the test-database factory). */
+  database?: Database;
+  worker?: Partial<ReindexWorkerOptions>;
+}
+
+export interface RunningService {
+  config: AppConfig;
+  db: Database;
+  services: Services;
+  worker: ReindexWorker | null;
+  log: Logger;
+  handler: http.RequestListener;
+  /** The generated admin key when no keys are configured. */
+  adminKey: string | null;
+  close(): Promise<void>;
+}
+
+export async function startService(config: AppConfig, overrides: ServiceOverrides = {}): Promise<RunningService> {
+  const log = overrides.log ?? pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
+  const db = overrides.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') }));
+  try {
+    const applied = await migrate(db.raw);
+    if (applied.length) log.info({ applied }, 'database migrated');
+
+    let adminKey: string | null = null;
+    let keys = config.apiKeys;
+    if (keys.length === 0) {
+      const made = embeddedAdminKey(config.dataDir);
+      adminKey = made.key;
+      keys = [{ role: 'admin', key: made.key }];
+      log.info({ file: made.file }, made.created ? 'no FCDN_API_KEYS configured: created an admin key' : 'no FCDN_API_KEYS configured: using the admin key in the data folder');
+    }
+    const keyRing = new ApiKeyRing(keys);
+    const secret = config.urlSecret ?? crypto.createHash('sha256').update(`image-urls:${keys.map((k) => k.key).sort().join(',')}`).digest('hex');
+    const signer = new ImageUrlSigner(Buffer.from(secret));
+
+    const store = await createObjectStore({
+      dataDir: config.dataDir,
+      s3Endpoint: config.s3?.endPoint,
+      s3AccessKey: config.s3?.accessKey,
+      s3SecretKey: config.s3?.secretKey,
+      s3Bucket: config.s3?.bucket,
+      s3Region: config.s3?.region,
+    });
+    const metrics = createMetrics();
+    const repos = createRepositories(db.prisma);
+    let worker: ReindexWorker | null = null;
+    const services = createServices({
+      repos,
+      store,
+      loadEncoder: (modelPath) => FcdnEncoder.load(modelPath, config.executionProvider, log),
+      prepare: prepareSlice,
+      log,
+      wakeReindexWorker: () => worker?.notify(),
+      onSearch: (ms, kind) => metrics.searchSeconds.observe({ query_kind: kind }, ms / 1000),
+    });
+    // A missing or corrupt model stops the start here, with the loader's message.
+    const model = await services.models.register(config.modelPath);
+    log.info({ model: model.name, id: model.id, active: model.active }, 'model registered');
+
+    if (config.inProcessWorker) {
+      worker = new ReindexWorker(repos, services.models, store, prepareSlice, log, {
+        batchSize: 64,
+        // PGlite allows one process, so a RUNNING job found at start was orphaned by a previous run.
+        staleAfterMs: db.kind === 'pglite' ? 0 : 30_000,
+        pollMs: 2000,
+        batchDelayMs: 0,
+        onProgress: (job) => metrics.reindexDone.set({ job_id: String(job.id) }, job.done),
+        ...overrides.worker,
+      });
+      worker.start();
+    }
+
+    const handler = await createHttpApp({ config, services, keyRing, signer, metrics, log, db });
+    return {
+      config,
+      db,
+      services,
+      worker,
+      log,
+      handler: handler.listener,
+      adminKey,
+      async close() {
+        await worker?.stop();
+        await handler.stop();
+        if (!overrides.database) await db.close();
+      },
+    };
+  } catch (err) {
+    if (!overrides.database) await db.close().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,24 @@
+/** `npm start`: the API (and, by default, an in-process reindex worker). */
+import http from 'node:http';
+import { startService } from './app.ts';
+import { loadConfig } from './config.ts';
+
+const config = loadConfig();
+try {
+  const service = await startService(config);
+  const server = http.createServer(service.handler);
+  server.listen(config.port, () => {
+    service.log.info({ port: config.port, database: service.db.kind }, `listening on http://localhost:${config.port}/graphql`);
+    if (service.adminKey) console.log(`\nAdmin API key (also in ${config.dataDir}/admin-api-key):\n  Authorization: Bearer ${service.adminKey}\n`);
+  });
+  const shutdown = () => {
+    service.log.info('shutting down');
+    server.close();
+    service.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+} catch (err) {
+  console.error(`fcdn: the service could not start: ${(err as Error).message}`);
+  process.exit(1);
+}

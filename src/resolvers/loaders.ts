@@ -1,0 +1,52 @@
+/**
+ * Per-request DataLoaders: every relation the schema exposes is fetched in one query per level
+ * of the response, however many parents ask (no N+1).
+ */
+import DataLoader from 'dataloader';
+import type { DiagnosticReport, ModelVersion, ReindexJob, Slice } from '../generated/prisma/client.ts';
+import type { CaseRecord, StudyRecord } from '../repositories/case.repository.ts';
+import type { SliceCodeRow } from '../repositories/code.repository.ts';
+import type { Repositories } from '../repositories/index.ts';
+
+function byKey<K, V>(keys: readonly K[], rows: V[], keyOf: (row: V) => K): (V | null)[] {
+  const map = new Map(rows.map((r) => [keyOf(r), r]));
+  return keys.map((k) => map.get(k) ?? null);
+}
+
+function groupBy<K, V>(keys: readonly K[], rows: V[], keyOf: (row: V) => K | null): V[][] {
+  const map = new Map<K, V[]>(keys.map((k) => [k, []]));
+  for (const r of rows) {
+    const k = keyOf(r);
+    if (k != null) map.get(k)?.push(r);
+  }
+  return keys.map((k) => map.get(k)!);
+}
+
+/** Codes are loaded per (model, slice); the key is "modelId:sliceId". */
+export function codeKey(modelId: number, sliceId: number): string {
+  return `${modelId}:${sliceId}`;
+}
+
+export function createLoaders(repos: Repositories) {
+  return {
+    caseById: new DataLoader<number, CaseRecord | null>(async (ids) => byKey(ids, await repos.cases.findByIds(ids), (c) => c.id)),
+    studyById: new DataLoader<number, StudyRecord | null>(async (ids) => byKey(ids, await repos.cases.findStudiesByIds(ids), (s) => s.id)),
+    casesByStudy: new DataLoader<number, CaseRecord[]>(async (ids) => groupBy(ids, await repos.cases.findByStudyIds(ids), (c) => c.studyId)),
+    slicesByCase: new DataLoader<number, Slice[]>(async (ids) => groupBy(ids, await repos.slices.findByCaseIds(ids), (s) => s.caseId)),
+    reportsByCase: new DataLoader<number, DiagnosticReport[]>(async (ids) => groupBy(ids, await repos.reports.findByCaseIds(ids), (r) => r.caseId)),
+    reportsByStudy: new DataLoader<number, DiagnosticReport[]>(async (ids) => groupBy(ids, await repos.reports.findByStudyIds(ids), (r) => r.studyId)),
+    modelById: new DataLoader<number, ModelVersion | null>(async (ids) => byKey(ids, await repos.models.findByIds(ids), (m) => m.id)),
+    jobById: new DataLoader<number, ReindexJob | null>(async (ids) => byKey(ids, await repos.jobs.findByIds(ids), (j) => j.id)),
+    codes: new DataLoader<string, SliceCodeRow | null>(async (keys) => {
+      const byModel = new Map<number, number[]>();
+      for (const k of keys) {
+        const [m, s] = k.split(':').map(Number) as [number, number];
+        byModel.set(m, [...(byModel.get(m) ?? []), s]);
+      }
+      const rows = (await Promise.all([...byModel].map(async ([m, ids]) => (await repos.codes.findForSlices(m, ids)).map((r) => ({ ...r, modelId: m }))))).flat();
+      return byKey(keys, rows, (r) => codeKey(r.modelId, r.sliceId));
+    }),
+  };
+}
+
+export type Loaders = ReturnType<typeof createLoaders>;

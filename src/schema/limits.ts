@@ -1,0 +1,109 @@
+/**
+ * Validation rules that refuse expensive operations before they run: a depth limit and a cost
+ * limit. Cost counts every selected field once, multiplied by the sizes of the lists above it
+ * (the `first` or `k` argument where given, else LIST_DEFAULT); aliases count like fields, so
+ * alias flooding is refused too.
+ */
+import {
+  GraphQLError,
+  getNamedType,
+  isListType,
+  isNonNullType,
+  Kind,
+  type ASTVisitor,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLInputType,
+  type GraphQLOutputType,
+  type SelectionSetNode,
+  type ValidationContext,
+  type ValueNode,
+} from 'graphql';
+
+export const MAX_DEPTH = 10;
+export const MAX_COST = 100_000;
+const LIST_DEFAULT = 10;
+
+function limitError(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
+}
+
+function isList(type: GraphQLOutputType | GraphQLInputType): boolean {
+  return isListType(isNonNullType(type) ? type.ofType : type);
+}
+
+function intValue(node: ValueNode | undefined, variables: Record<string, unknown>): number | undefined {
+  if (!node) return undefined;
+  if (node.kind === Kind.INT) return Number(node.value);
+  if (node.kind === Kind.VARIABLE) {
+    const v = variables[node.name.value];
+    return typeof v === 'number' ? v : undefined;
+  }
+  return undefined;
+}
+
+/** List size a field asks for: `first`, `k`, or `input: { k }`. */
+function listSize(field: FieldNode, variables: Record<string, unknown>): number {
+  for (const arg of field.arguments ?? []) {
+    if (arg.name.value === 'first' || arg.name.value === 'k') return intValue(arg.value, variables) ?? LIST_DEFAULT;
+    if (arg.name.value === 'input') {
+      const input = arg.value;
+      if (input.kind === Kind.OBJECT) {
+        const k = input.fields.find((f) => f.name.value === 'k');
+        if (k) return intValue(k.value, variables) ?? LIST_DEFAULT;
+      } else if (input.kind === Kind.VARIABLE) {
+        const v = variables[input.name.value] as { k?: unknown } | undefined;
+        if (typeof v?.k === 'number') return v.k;
+      }
+      return LIST_DEFAULT;
+    }
+  }
+  return LIST_DEFAULT;
+}
+
+export function operationLimits(variables: Record<string, unknown> = {}) {
+  return (context: ValidationContext): ASTVisitor => {
+    const fragments = new Map<string, FragmentDefinitionNode>();
+    for (const def of context.getDocument().definitions) if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def);
+
+    // Walks selections with the schema's types; returns [cost, depth].
+    const measure = (set: SelectionSetNode, parentType: ReturnType<typeof getNamedType>, seen: Set<string>): [number, number] => {
+      let cost = 0;
+      let depth = 0;
+      for (const sel of set.selections) {
+        if (sel.kind === Kind.FIELD) {
+          const fields = parentType && 'getFields' in parentType ? parentType.getFields() : {};
+          const def = fields[sel.name.value];
+          let fieldCost = 1;
+          let fieldDepth = 1;
+          if (sel.selectionSet && def) {
+            const [c, d] = measure(sel.selectionSet, getNamedType(def.type), seen);
+            fieldCost += (isList(def.type) || sel.name.value === 'similarCases' || sel.name.value === 'cases' ? listSize(sel, variables) : 1) * c;
+            fieldDepth += d;
+          }
+          cost += fieldCost;
+          depth = Math.max(depth, fieldDepth);
+        } else {
+          const fragment = sel.kind === Kind.INLINE_FRAGMENT ? sel : fragments.get(sel.name.value);
+          if (!fragment || (sel.kind === Kind.FRAGMENT_SPREAD && seen.has(sel.name.value))) continue;
+          const next = sel.kind === Kind.FRAGMENT_SPREAD ? new Set([...seen, sel.name.value]) : seen;
+          const type = fragment.typeCondition ? context.getSchema().getType(fragment.typeCondition.name.value) : parentType;
+          const [c, d] = measure(fragment.selectionSet, type as ReturnType<typeof getNamedType>, next);
+          cost += c;
+          depth = Math.max(depth, d);
+        }
+        if (cost > MAX_COST * 10) break; // already far over; stop walking a hostile document
+      }
+      return [cost, depth];
+    };
+
+    return {
+      OperationDefinition(node) {
+        const root = node.operation === 'mutation' ? context.getSchema().getMutationType() : node.operation === 'subscription' ? null : context.getSchema().getQueryType();
+        const [cost, depth] = measure(node.selectionSet, root ?? undefined, new Set());
+        if (depth > MAX_DEPTH) context.reportError(limitError(`the operation is ${depth} levels deep; at most ${MAX_DEPTH} are allowed`));
+        if (cost > MAX_COST) context.reportError(limitError(`the operation would cost ${cost} (fields times list sizes); at most ${MAX_COST} is allowed`));
+      },
+    };
+  };
+}

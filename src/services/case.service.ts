@@ -1,0 +1,91 @@
+/** Reading, listing and deleting cases; attaching reports to cases and studies. */
+import type { Logger } from 'pino';
+import { BadInputError, NotFoundError } from '../errors.ts';
+import type { DiagnosticReport } from '../generated/prisma/client.ts';
+import type { CaseCursor, CaseFilter, CaseRecord, StudyRecord } from '../repositories/case.repository.ts';
+import type { Repositories } from '../repositories/index.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import { checkReport, type ReportInput } from './ingest.service.ts';
+import { removeObjects } from './stored-images.ts';
+
+export const MAX_PAGE = 100;
+
+export interface CasePage {
+  rows: CaseRecord[];
+  totalCount: number;
+  hasNextPage: boolean;
+  cursorOf(row: CaseRecord): string;
+}
+
+/** Opaque Relay cursors: base64 of "createdAt|id" (the listing's sort key). */
+export function encodeCursor(row: { createdAt: Date; id: number }): string {
+  return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): CaseCursor {
+  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const createdAt = new Date(at ?? '');
+  const n = Number(id);
+  if (Number.isNaN(createdAt.getTime()) || !Number.isInteger(n)) throw new BadInputError('after: not a cursor this service issued');
+  return { createdAt, id: n };
+}
+
+export interface AttachReportInput {
+  caseId?: number | null;
+  studyInstanceUid?: string | null;
+  report: ReportInput;
+}
+
+export class CaseService {
+  constructor(
+    private readonly repos: Repositories,
+    private readonly store: ObjectStore,
+    private readonly log: Logger,
+  ) {}
+
+  async list(first: number, after: string | null | undefined, filter: CaseFilter | null | undefined): Promise<CasePage> {
+    if (!Number.isInteger(first) || first < 0 || first > MAX_PAGE) throw new BadInputError(`first must be an integer from 0 to ${MAX_PAGE}`);
+    const cursor = after ? decodeCursor(after) : null;
+    // One extra row tells whether another page follows.
+    const { rows, totalCount } = await this.repos.cases.list(first + 1, cursor, filter);
+    return { rows: rows.slice(0, first), totalCount, hasNextPage: rows.length > first, cursorOf: encodeCursor };
+  }
+
+  async byExternalId(externalId: string): Promise<CaseRecord | null> {
+    return this.repos.cases.findByExternalId(externalId);
+  }
+
+  async study(studyInstanceUid: string): Promise<StudyRecord | null> {
+    return this.repos.cases.findStudyByUid(studyInstanceUid);
+  }
+
+  /** Removes the case with its slices, codes and reports, then its stored images. */
+  async delete(id: number): Promise<boolean> {
+    const keys = (await this.repos.slices.findByCaseIds([id])).map((s) => s.imageKey);
+    const deleted = await this.repos.cases.delete(this.repos.prisma, id);
+    if (!deleted) throw new NotFoundError(`no case with id ${id}`);
+    await removeObjects(this.store, keys, this.log);
+    return true;
+  }
+
+  async attachReport(input: AttachReportInput): Promise<DiagnosticReport> {
+    if (input.caseId == null && input.studyInstanceUid == null) throw new BadInputError('give caseId, studyInstanceUid, or both');
+    checkReport(input.report);
+    let caseId: number | null = null;
+    let studyId: number | null = null;
+    if (input.caseId != null) {
+      const [found] = await this.repos.cases.findByIds([input.caseId]);
+      if (!found) throw new NotFoundError(`no case with id ${input.caseId}`);
+      caseId = found.id;
+      studyId = found.studyId;
+    }
+    if (input.studyInstanceUid != null) {
+      const study = await this.repos.cases.findStudyByUid(input.studyInstanceUid);
+      if (!study) throw new NotFoundError(`no study with StudyInstanceUID ${input.studyInstanceUid}`);
+      if (studyId != null && studyId !== study.id) throw new BadInputError(`case ${caseId} does not belong to study ${input.studyInstanceUid}`);
+      studyId = study.id;
+    }
+    const r = input.report;
+    return this.repos.reports.create(this.repos.prisma, { caseId, studyId, text: r.text, impression: r.impression ?? null, author: r.author ?? null, issuedAt: r.issuedAt ?? null });
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Works through reindex jobs: re-encodes stored slice images with the job's model, batch by
+ * batch, recording a cursor after each batch so that a killed worker's job resumes where it
+ * stopped (another worker, or this one after a restart, claims it once its heartbeat is stale).
+ *
+ * The new model's codes are written beside the old ones; searches keep using the active model.
+ * When every slice has codes under the job's model, the model is activated in the same
+ * transaction that checks this, with new slice inserts held off (LOCK slices IN SHARE MODE),
+ * so no case can slip in without codes for the model that search switches to.
+ */
+import os from 'node:os';
+import type { Logger } from 'pino';
+import type { ReindexJob, Slice } from '../generated/prisma/client.ts';
+import type { Repositories } from '../repositories/index.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import type { ModelService } from './model.service.ts';
+import type { PrepareSlice, SliceEncoder } from './ports.ts';
+
+export interface ReindexWorkerOptions {
+  batchSize: number;
+  /** A job whose worker has not reported for this long is taken over. */
+  staleAfterMs: number;
+  pollMs: number;
+  /** Pause between batches, leaving CPU to searches on small machines. */
+  batchDelayMs: number;
+  onProgress?: (job: ReindexJob) => void;
+}
+
+class JobCancelled extends Error {}
+
+export class ReindexWorker {
+  readonly workerId = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly repos: Repositories,
+    private readonly models: ModelService,
+    private readonly store: ObjectStore,
+    private readonly prepare: PrepareSlice,
+    private readonly log: Logger,
+    private readonly options: ReindexWorkerOptions,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Lets the current batch finish; the job stays RUNNING and is resumed later. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+  }
+
+  /** Looks for work now instead of at the next poll. */
+  notify(): void {
+    this.wake?.();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let job: ReindexJob | null = null;
+      try {
+        job = await this.repos.jobs.claim(this.workerId, this.options.staleAfterMs);
+        if (job) await this.process(job);
+      } catch (err) {
+        this.log.error({ err, jobId: job?.id }, 'reindex worker error; retrying later');
+      }
+      if (!job && this.running) await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.options.pollMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  private async process(claimed: ReindexJob): Promise<void> {
+    const version = await this.models.get(claimed.modelId);
+    let encoder: SliceEncoder;
+    try {
+      encoder = await this.models.encoder(version);
+    } catch (err) {
+      await this.repos.jobs.finish(this.repos.prisma, claimed.id, 'FAILED', `model ${version.id} could not be loaded: ${(err as Error).message}`);
+      return;
+    }
+    this.log.info({ jobId: claimed.id, modelId: version.id, cursor: claimed.cursorSliceId }, claimed.cursorSliceId > 0 ? 'resuming reindex job' : 'starting reindex job');
+    let job = claimed;
+    try {
+      // Pass 1: every slice in id order from the cursor.
+      for (;;) {
+        if (!this.running) return;
+        const page = await this.repos.slices.pageAfter(job.cursorSliceId, this.options.batchSize);
+        if (page.length === 0) break;
+        job = await this.encodeBatch(job, encoder, page, page[page.length - 1]!.id);
+      }
+      if (job.failed > 0) {
+        await this.repos.jobs.finish(this.repos.prisma, job.id, 'FAILED', `${job.failed} slice image(s) could not be re-encoded; model ${version.id} was not activated`);
+        return;
+      }
+      // Pass 2: slices ingested meanwhile under the old model; then activate atomically.
+      for (;;) {
+        if (!this.running) return;
+        const activated = await this.repos.prisma.$transaction(async (tx) => {
+          await tx.$executeRawUnsafe('LOCK TABLE slices IN SHARE MODE');
+          if ((await this.repos.codes.slicesWithoutCodes(tx, version.id, 1)).length > 0) return false;
+          if (!version.active) await this.repos.models.activate(tx, version.id);
+          await this.repos.jobs.finish(tx, job.id, 'SUCCEEDED');
+          return true;
+        });
+        if (activated) break;
+        const missing = await this.repos.codes.slicesWithoutCodes(this.repos.prisma, version.id, this.options.batchSize);
+        const slices = await this.repos.prisma.slice.findMany({ where: { id: { in: missing } } });
+        job = await this.encodeBatch(job, encoder, slices, job.cursorSliceId);
+      }
+      this.log.info({ jobId: job.id, modelId: version.id, done: job.done }, 'reindex job finished; model active');
+    } catch (err) {
+      if (err instanceof JobCancelled) {
+        await this.repos.jobs.finish(this.repos.prisma, job.id, 'CANCELLED');
+        this.log.info({ jobId: job.id }, 'reindex job cancelled');
+        return;
+      }
+      throw err;
+    }
+  }
+
+  private async encodeBatch(job: ReindexJob, encoder: SliceEncoder, slices: Slice[], cursor: number): Promise<ReindexJob> {
+    const prepared: { slice: Slice; patch: Float32Array }[] = [];
+    let failed = 0;
+    for (const slice of slices) {
+      try {
+        const data = await this.store.get(slice.imageKey);
+        prepared.push({ slice, patch: this.prepare({ data, offset: slice.sliceOffset }, encoder.card).patch });
+      } catch (err) {
+        failed++;
+        this.log.warn({ err, sliceId: slice.id, jobId: job.id }, 'slice could not be re-encoded');
+      }
+    }
+    const codes = await encoder.encode(prepared.map((p) => p.patch));
+    const total = await this.repos.slices.count();
+    const next = await this.repos.prisma.$transaction(async (tx) => {
+      await this.repos.codes.upsert(tx, job.modelId, prepared.map((p, i) => ({ sliceId: p.slice.id, caseId: p.slice.caseId, offset: p.slice.sliceOffset, ...codes[i]! })));
+      return this.repos.jobs.advance(tx, job.id, this.workerId, cursor, prepared.length, failed, total);
+    });
+    this.options.onProgress?.(next);
+    if (next.cancelRequested) throw new JobCancelled();
+    if (this.options.batchDelayMs > 0) await new Promise((r) => setTimeout(r, this.options.batchDelayMs));
+    return next;
+  }
+}

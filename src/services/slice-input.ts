@@ -1,0 +1,55 @@
+/**
+ * Checks and decodes the slices of a request (ingest or search by images) before anything is
+ * stored or computed: counts, offsets, base64, and the image decoders' own checks.
+ */
+import { BadInputError } from '../errors.ts';
+import type { ModelCard, PreparedSlice } from '../inference/types.ts';
+import type { PrepareSlice } from './ports.ts';
+
+export const MAX_SLICES = 64;
+
+export interface SliceImageInput {
+  data: string;
+  offset?: number | null;
+  centerX?: number | null;
+  centerY?: number | null;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Strict base64 (Buffer.from silently skips garbage); a data: URL prefix is accepted. */
+export function decodeBase64(data: string, what: string): Buffer {
+  const body = data.replace(/^data:[\w/+.-]+;base64,/, '').replace(/\s+/g, '');
+  if (body.length === 0) throw new BadInputError(`${what}: data is empty`);
+  if (body.length % 4 !== 0 || !BASE64.test(body)) {
+    throw new BadInputError(`${what}: data is not valid base64 (expected a base64-encoded PNG or DICOM file)`);
+  }
+  return Buffer.from(body, 'base64');
+}
+
+export function prepareSliceInputs(inputs: readonly SliceImageInput[], card: ModelCard, prepare: PrepareSlice): PreparedSlice[] {
+  if (inputs.length === 0) throw new BadInputError('images: at least one slice is needed (the centre slice, offset 0)');
+  if (inputs.length > MAX_SLICES) throw new BadInputError(`images: ${inputs.length} slices sent; at most ${MAX_SLICES} are accepted`);
+  const offsets = inputs.map((i) => i.offset ?? 0);
+  for (const o of offsets) {
+    if (!Number.isInteger(o) || Math.abs(o) > 1000) throw new BadInputError(`images: offset ${o} is not an integer between -1000 and 1000`);
+  }
+  const centres = offsets.filter((o) => o === 0).length;
+  if (centres !== 1) {
+    throw new BadInputError(centres === 0 ? 'images: no centre slice; exactly one slice must have offset 0' : `images: ${centres} slices have offset 0; exactly one centre slice is allowed`);
+  }
+  if (new Set(offsets).size !== offsets.length) throw new BadInputError('images: two slices have the same offset; each offset may appear once');
+  return inputs.map((input, i) => {
+    const what = `images[${i}] (offset ${offsets[i]})`;
+    for (const c of [input.centerX, input.centerY]) {
+      if (c != null && !Number.isFinite(c)) throw new BadInputError(`${what}: centerX/centerY must be finite numbers`);
+    }
+    const bytes = decodeBase64(input.data, what);
+    try {
+      return prepare({ data: bytes, offset: offsets[i]!, centerX: input.centerX ?? undefined, centerY: input.centerY ?? undefined }, card);
+    } catch (err) {
+      if (err instanceof BadInputError) throw new BadInputError(`${what}: ${err.message}`);
+      throw err;
+    }
+  });
+}

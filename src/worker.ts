@@ -1,0 +1,31 @@
+/**
+ * `npm run worker`: a reindex worker without the API, for GPU nodes or extra CPU. Several workers
+ * share the Postgres job queue (claims use FOR UPDATE SKIP LOCKED). Needs DATABASE_URL.
+ */
+import pino from 'pino';
+import { loadConfig } from './config.ts';
+import { openDatabase } from './db/database.ts';
+import { migrate } from './db/migrator.ts';
+import { FcdnEncoder, prepareSlice } from './inference/index.ts';
+import { createRepositories } from './repositories/index.ts';
+import { ModelService } from './services/model.service.ts';
+import { ReindexWorker } from './services/reindex-worker.ts';
+import { createObjectStore } from './storage/index.ts';
+
+const config = loadConfig();
+const log = pino({ level: config.logLevel });
+if (!config.databaseUrl) {
+  console.error('fcdn worker: set DATABASE_URL; the embedded database is used by the API process alone');
+  process.exit(1);
+}
+const db = await openDatabase({ databaseUrl: config.databaseUrl });
+await migrate(db.raw);
+const repos = createRepositories(db.prisma);
+const store = await createObjectStore({ dataDir: config.dataDir, s3Endpoint: config.s3?.endPoint, s3AccessKey: config.s3?.accessKey, s3SecretKey: config.s3?.secretKey, s3Bucket: config.s3?.bucket, s3Region: config.s3?.region });
+const models = new ModelService(repos, (p) => FcdnEncoder.load(p, config.executionProvider, log));
+const worker = new ReindexWorker(repos, models, store, prepareSlice, log, { batchSize: 64, staleAfterMs: 30_000, pollMs: 2000, batchDelayMs: 0 });
+worker.start();
+log.info({ workerId: worker.workerId }, 'reindex worker started');
+const shutdown = () => worker.stop().then(() => db.close()).then(() => process.exit(0));
+process.once('SIGINT', shutdown);
+process.once('SIGTERM', shutdown);
