@@ -1,0 +1,164 @@
+/**
+ * Property: whatever happens to the bytes of a valid PNG or DICOM, prepareSlice either
+ * succeeds with a sane patch or throws BadInputError, never anything else (and never hangs).
+ * Fixed seeds keep failures reproducible; the run counts are part of the test names.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { BadInputError } from '../../src/errors.ts';
+import { crc32 } from '../../src/inference/png.ts';
+import { makePhantomDicom, makePhantomPng } from '../../src/inference/phantoms.ts';
+import { prepareSlice } from '../../src/inference/prepare-slice.ts';
+import { CARD, rawPng } from './support.ts';
+
+const RUNS = 1500;
+
+type Mutation = { at: number; value: number; kind: 'set' | 'xor' };
+
+const mutationArb = fc.record({
+  at: fc.nat(),
+  value: fc.integer({ min: 0, max: 255 }),
+  kind: fc.constantFrom<'set' | 'xor'>('set', 'xor'),
+});
+
+/** Mutations anywhere, or (half the time) in the first `headerBytes`, where parsers decide. */
+function mutationsArb(headerBytes: number) {
+  return fc.record({
+    mutations: fc.array(mutationArb, { minLength: 1, maxLength: 6 }),
+    focusHeader: fc.boolean(),
+    truncateTo: fc.option(fc.nat(), { freq: 4 }),
+  }).map((m) => ({ ...m, headerBytes }));
+}
+
+function mutate(src: Buffer, m: { mutations: Mutation[]; focusHeader: boolean; truncateTo: number | null; headerBytes: number }): Buffer {
+  const out = Buffer.from(src);
+  const span = m.focusHeader ? Math.min(m.headerBytes, out.length) : out.length;
+  for (const { at, value, kind } of m.mutations) {
+    const i = at % span;
+    out[i] = kind === 'set' ? value : out[i]! ^ (value || 1);
+  }
+  return m.truncateTo === null ? out : out.subarray(0, m.truncateTo % (out.length + 1));
+}
+
+/** Recompute every chunk CRC so that mutations get past the checksum into zlib and the filters. */
+function fixPngCrcs(png: Buffer): Buffer {
+  const out = Buffer.from(png);
+  for (let pos = 8; pos + 12 <= out.length; ) {
+    const len = out.readUInt32BE(pos);
+    if (pos + 12 + len > out.length) break;
+    out.writeUInt32BE(crc32(out.subarray(pos + 4, pos + 8 + len)), pos + 8 + len);
+    pos += 12 + len;
+  }
+  return out;
+}
+
+/** Byte length of each filtered scanline the header implies (Adam7: per pass). */
+function scanlines(width: number, height: number, bitDepth: number, colorType: number, interlace: 0 | 1): number[] {
+  const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colorType] ?? 1;
+  const row = (w: number) => Math.ceil((w * channels * bitDepth) / 8) + 1;
+  if (!interlace) return Array(height).fill(row(width));
+  const out: number[] = [];
+  for (const [x0, y0, dx, dy] of [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const) {
+    const w = Math.ceil((width - x0) / dx);
+    const h = Math.ceil((height - y0) / dy);
+    if (w > 0) for (let i = 0; i < h; i++) out.push(row(w));
+  }
+  return out;
+}
+
+function outcome(data: Buffer, centre?: { centerX: number; centerY: number }): 'ok' | 'bad-input' {
+  try {
+    const p = prepareSlice({ data, offset: 0, ...centre }, CARD);
+    assert.equal(p.patch.length, 64 * 64);
+    assert.ok(p.patch.every((v) => v >= 0 && v <= 1), 'patch in [0,1]');
+    return 'ok';
+  } catch (e) {
+    if (e instanceof BadInputError) return 'bad-input';
+    throw e;
+  }
+}
+
+function run(name: string, base: Buffer, headerBytes: number, transform: (b: Buffer) => Buffer, seed: number) {
+  const tally = { ok: 0, 'bad-input': 0 };
+  fc.assert(
+    fc.property(mutationsArb(headerBytes), (m) => {
+      tally[outcome(transform(mutate(base, m)))]++;
+    }),
+    { numRuns: RUNS, seed },
+  );
+  assert.equal(tally.ok + tally['bad-input'], RUNS);
+  return `${name}: ${RUNS} runs, ${tally.ok} decoded, ${tally['bad-input']} BadInputError`;
+}
+
+test(`fuzz: mutated 8-bit PNG (${RUNS} runs)`, (t) => {
+  t.diagnostic(run('png8', makePhantomPng({ seed: 1, size: 48 }), 64, (b) => b, 101));
+});
+
+test(`fuzz: mutated 16-bit PNG with CRCs repaired, reaching zlib and filters (${RUNS} runs)`, (t) => {
+  const png = makePhantomPng({ seed: 2, size: 40, bitDepth: 16 });
+  t.diagnostic(run('png16-crc-fixed', png, png.length, fixPngCrcs, 102));
+});
+
+test(`fuzz: well-formed containers with random headers and random filtered data (${RUNS} runs)`, (t) => {
+  // Valid chunks, CRCs and zlib: the random part is IHDR (sizes, depth, colour type, interlace)
+  // and the filtered scanlines (filter bytes, lengths), which only pngjs's decoder sees.
+  const tally = { ok: 0, 'bad-input': 0 };
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 28, max: 70 }),
+      fc.integer({ min: 28, max: 70 }),
+      fc.constantFrom(1, 2, 4, 8, 16, 3, 0),
+      fc.constantFrom(0, 2, 3, 4, 6, 1, 7),
+      fc.constantFrom<0 | 1>(0, 1),
+      fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 70 * 70 * 8 * 2 })),
+      fc.integer(),
+      (width, height, bitDepth, colorType, interlace, lengthChoice, seed) => {
+        // -1 (half the time): exactly the length the header implies, so pngjs gets to unfilter.
+        const rows = scanlines(width, height, bitDepth, colorType, interlace);
+        const rawLength = lengthChoice < 0 ? rows.reduce((a, r) => a + r, 0) : lengthChoice;
+        const raw = Buffer.alloc(rawLength);
+        let x = seed >>> 0;
+        for (let i = 0; i < rawLength; i++) {
+          x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+          raw[i] = x >>> 24;
+        }
+        // Filter bytes at the row starts: valid (0..4), except in one case of eight.
+        const filterRange = (seed & 7) === 0 ? 6 : 5;
+        for (let i = 0, at = 0; i < rows.length && at < rawLength; at += rows[i]!, i++) raw[at] = ((seed >>> 0) >>> (i % 24)) % filterRange;
+        tally[outcome(rawPng({ width, height, bitDepth, colorType, interlace, raw }))]++;
+      },
+    ),
+    { numRuns: RUNS, seed: 106 },
+  );
+  t.diagnostic(`png-structured: ${RUNS} runs, ${tally.ok} decoded, ${tally['bad-input']} BadInputError`);
+});
+
+test(`fuzz: mutated DICOM, explicit VR (${RUNS} runs)`, (t) => {
+  const dcm = makePhantomDicom({ seed: 3, rows: 40, columns: 40, identifying: { PatientName: 'DOE^JANE' } });
+  t.diagnostic(run('dicom-explicit', dcm, dcm.length - 40 * 40 * 2, (b) => b, 103));
+});
+
+test(`fuzz: mutated DICOM, implicit VR (${RUNS} runs)`, (t) => {
+  const dcm = makePhantomDicom({ seed: 4, rows: 40, columns: 40, vr: 'implicit' });
+  t.diagnostic(run('dicom-implicit', dcm, dcm.length - 40 * 40 * 2, (b) => b, 104));
+});
+
+test(`fuzz: arbitrary bytes and centres (${RUNS} runs)`, (t) => {
+  const tally = { ok: 0, 'bad-input': 0 };
+  const png = makePhantomPng({ seed: 5 });
+  const dcm = makePhantomDicom({ seed: 5, rows: 40, columns: 40 });
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 400 }),
+      fc.constantFrom('raw', 'png-prefix', 'dicom-prefix'),
+      fc.option(fc.record({ centerX: fc.double(), centerY: fc.double() })),
+      (bytes, prefix, centre) => {
+        const head = prefix === 'png-prefix' ? png.subarray(0, 8) : prefix === 'dicom-prefix' ? dcm.subarray(0, 132) : Buffer.alloc(0);
+        tally[outcome(Buffer.concat([head, bytes]), centre ?? undefined)]++;
+      },
+    ),
+    { numRuns: RUNS, seed: 105 },
+  );
+  t.diagnostic(`arbitrary: ${RUNS} runs, ${tally.ok} decoded, ${tally['bad-input']} BadInputError`);
+});
