@@ -91,16 +91,16 @@ function run(name: string, base: Buffer, headerBytes: number, transform: (b: Buf
   return `${name}: ${RUNS} runs, ${tally.ok} decoded, ${tally['bad-input']} BadInputError`;
 }
 
-test(`fuzz: mutated 8-bit PNG (${RUNS} runs)`, (t) => {
+test(`fuzz: mutated 8-bit PNG (${RUNS} runs)`, { timeout: 120_000 }, (t) => {
   t.diagnostic(run('png8', makePhantomPng({ seed: 1, size: 48 }), 64, (b) => b, 101));
 });
 
-test(`fuzz: mutated 16-bit PNG with CRCs repaired, reaching zlib and filters (${RUNS} runs)`, (t) => {
+test(`fuzz: mutated 16-bit PNG with CRCs repaired, reaching zlib and filters (${RUNS} runs)`, { timeout: 120_000 }, (t) => {
   const png = makePhantomPng({ seed: 2, size: 40, bitDepth: 16 });
   t.diagnostic(run('png16-crc-fixed', png, png.length, fixPngCrcs, 102));
 });
 
-test(`fuzz: well-formed containers with random headers and random filtered data (${RUNS} runs)`, (t) => {
+test(`fuzz: well-formed containers with random headers and random filtered data (${RUNS} runs)`, { timeout: 120_000 }, (t) => {
   // Valid chunks, CRCs and zlib: the random part is IHDR (sizes, depth, colour type, interlace)
   // and the filtered scanlines (filter bytes, lengths), which only pngjs's decoder sees.
   const tally = { ok: 0, 'bad-input': 0 };
@@ -134,17 +134,17 @@ test(`fuzz: well-formed containers with random headers and random filtered data 
   t.diagnostic(`png-structured: ${RUNS} runs, ${tally.ok} decoded, ${tally['bad-input']} BadInputError`);
 });
 
-test(`fuzz: mutated DICOM, explicit VR (${RUNS} runs)`, (t) => {
+test(`fuzz: mutated DICOM, explicit VR (${RUNS} runs)`, { timeout: 120_000 }, (t) => {
   const dcm = makePhantomDicom({ seed: 3, rows: 40, columns: 40, identifying: { PatientName: 'DOE^JANE' } });
   t.diagnostic(run('dicom-explicit', dcm, dcm.length - 40 * 40 * 2, (b) => b, 103));
 });
 
-test(`fuzz: mutated DICOM, implicit VR (${RUNS} runs)`, (t) => {
+test(`fuzz: mutated DICOM, implicit VR (${RUNS} runs)`, { timeout: 120_000 }, (t) => {
   const dcm = makePhantomDicom({ seed: 4, rows: 40, columns: 40, vr: 'implicit' });
   t.diagnostic(run('dicom-implicit', dcm, dcm.length - 40 * 40 * 2, (b) => b, 104));
 });
 
-test(`fuzz: arbitrary bytes and centres (${RUNS} runs)`, (t) => {
+test(`fuzz: arbitrary bytes and centres (${RUNS} runs)`, { timeout: 120_000 }, (t) => {
   const tally = { ok: 0, 'bad-input': 0 };
   const png = makePhantomPng({ seed: 5 });
   const dcm = makePhantomDicom({ seed: 5, rows: 40, columns: 40 });
