@@ -28,7 +28,10 @@ export function codeKey(modelId: number, sliceId: number): string {
 }
 
 export function createLoaders(repos: Repositories) {
+  let activeModel: Promise<ModelVersion | null> | undefined;
   return {
+    /** The active model, read once per request (Slice.codes defaults to it). */
+    activeModel: () => (activeModel ??= repos.models.findActive()),
     caseById: new DataLoader<number, CaseRecord | null>(async (ids) => byKey(ids, await repos.cases.findByIds(ids), (c) => c.id)),
     studyById: new DataLoader<number, StudyRecord | null>(async (ids) => byKey(ids, await repos.cases.findStudiesByIds(ids), (s) => s.id)),
     casesByStudy: new DataLoader<number, CaseRecord[]>(async (ids) => groupBy(ids, await repos.cases.findByStudyIds(ids), (c) => c.studyId)),

@@ -16,7 +16,8 @@ export const Slice = {
   offset: (s: db.Slice) => s.sliceOffset,
   imageUrl: (s: db.Slice, _: unknown, ctx: GraphQLContext) => ctx.imageUrl(s.id),
   async codes(s: db.Slice, { modelId }: { modelId?: string | null }, ctx: GraphQLContext) {
-    const model = optionalId(modelId, 'modelId') ?? (await ctx.services.models.active()).version.id;
+    const model = optionalId(modelId, 'modelId') ?? (await ctx.loaders.activeModel())?.id;
+    if (model == null) return null;
     return ctx.loaders.codes.load(codeKey(model, s.id));
   },
 };

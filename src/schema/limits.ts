@@ -42,23 +42,23 @@ function intValue(node: ValueNode | undefined, variables: Record<string, unknown
   return undefined;
 }
 
-/** List size a field asks for: `first`, `k`, or `input: { k }`. */
-function listSize(field: FieldNode, variables: Record<string, unknown>): number {
+/** The list size a field asks for with `first`, `k` or `input: { k }`; undefined when it names none. */
+function requestedSize(field: FieldNode, variables: Record<string, unknown>): number | undefined {
   for (const arg of field.arguments ?? []) {
     if (arg.name.value === 'first' || arg.name.value === 'k') return intValue(arg.value, variables) ?? LIST_DEFAULT;
     if (arg.name.value === 'input') {
       const input = arg.value;
       if (input.kind === Kind.OBJECT) {
         const k = input.fields.find((f) => f.name.value === 'k');
-        if (k) return intValue(k.value, variables) ?? LIST_DEFAULT;
-      } else if (input.kind === Kind.VARIABLE) {
-        const v = variables[input.name.value] as { k?: unknown } | undefined;
-        if (typeof v?.k === 'number') return v.k;
+        return k ? (intValue(k.value, variables) ?? LIST_DEFAULT) : undefined;
       }
-      return LIST_DEFAULT;
+      if (input.kind === Kind.VARIABLE) {
+        const v = variables[input.name.value] as { k?: unknown } | undefined;
+        return typeof v?.k === 'number' ? v.k : undefined;
+      }
     }
   }
-  return LIST_DEFAULT;
+  return undefined;
 }
 
 export function operationLimits(variables: Record<string, unknown> = {}) {
@@ -66,8 +66,9 @@ export function operationLimits(variables: Record<string, unknown> = {}) {
     const fragments = new Map<string, FragmentDefinitionNode>();
     for (const def of context.getDocument().definitions) if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def);
 
-    // Walks selections with the schema's types; returns [cost, depth].
-    const measure = (set: SelectionSetNode, parentType: ReturnType<typeof getNamedType>, seen: Set<string>): [number, number] => {
+    // Walks selections with the schema's types; returns [cost, depth]. A size asked for by a
+    // field (cases(first), similarCases(k)) applies to the first list below it (edges, hits).
+    const measure = (set: SelectionSetNode, parentType: ReturnType<typeof getNamedType>, seen: Set<string>, pendingSize?: number): [number, number] => {
       let cost = 0;
       let depth = 0;
       for (const sel of set.selections) {
@@ -77,8 +78,10 @@ export function operationLimits(variables: Record<string, unknown> = {}) {
           let fieldCost = 1;
           let fieldDepth = 1;
           if (sel.selectionSet && def) {
-            const [c, d] = measure(sel.selectionSet, getNamedType(def.type), seen);
-            fieldCost += (isList(def.type) || sel.name.value === 'similarCases' || sel.name.value === 'cases' ? listSize(sel, variables) : 1) * c;
+            const asked = requestedSize(sel, variables) ?? pendingSize;
+            const list = isList(def.type);
+            const [c, d] = measure(sel.selectionSet, getNamedType(def.type), seen, list ? undefined : asked);
+            fieldCost += (list ? (asked ?? LIST_DEFAULT) : 1) * c;
             fieldDepth += d;
           }
           cost += fieldCost;
@@ -88,7 +91,7 @@ export function operationLimits(variables: Record<string, unknown> = {}) {
           if (!fragment || (sel.kind === Kind.FRAGMENT_SPREAD && seen.has(sel.name.value))) continue;
           const next = sel.kind === Kind.FRAGMENT_SPREAD ? new Set([...seen, sel.name.value]) : seen;
           const type = fragment.typeCondition ? context.getSchema().getType(fragment.typeCondition.name.value) : parentType;
-          const [c, d] = measure(fragment.selectionSet, type as ReturnType<typeof getNamedType>, next);
+          const [c, d] = measure(fragment.selectionSet, type as ReturnType<typeof getNamedType>, next, pendingSize);
           cost += c;
           depth = Math.max(depth, d);
         }
