@@ -84,11 +84,10 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
 
     if (config.inProcessWorker) {
       worker = new ReindexWorker(repos, services.models, store, prepareSlice, log, {
-        batchSize: 64,
+        ...config.reindex,
         // PGlite allows one process, so a RUNNING job found at start was orphaned by a previous run.
-        staleAfterMs: db.kind === 'pglite' ? 0 : 30_000,
+        staleAfterMs: db.kind === 'pglite' ? 0 : config.reindex.staleAfterMs,
         pollMs: 2000,
-        batchDelayMs: 0,
         onProgress: (job) => metrics.reindexDone.set({ job_id: String(job.id) }, job.done),
         ...overrides.worker,
       });

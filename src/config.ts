@@ -42,6 +42,13 @@ export interface AppConfig {
   logLevel: string;
   /** Run the reindex worker inside the API process (the embedded default does). */
   inProcessWorker: boolean;
+  reindex: {
+    batchSize: number;
+    /** Pause between batches, to leave CPU to searches on small machines. */
+    batchDelayMs: number;
+    /** A RUNNING job whose worker has not reported for this long is taken over (Postgres). */
+    staleAfterMs: number;
+  };
 }
 
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -62,10 +69,10 @@ export function parseApiKeys(value: string | undefined): ApiKey[] {
   });
 }
 
-function integer(name: string, value: string | undefined, fallback: number): number {
+function integer(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`${name} must be a positive integer, got "${value}"`);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer of at least ${min}, got "${value}"`);
   return n;
 }
 
@@ -84,7 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       }
     : undefined;
   return {
-    port: integer('PORT', env.PORT, 4000),
+    port: integer('PORT', env.PORT, 4000, 0),
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: path.resolve(env.FCDN_DATA_DIR ?? './data'),
     s3,
@@ -96,5 +103,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     publicUrl: env.FCDN_PUBLIC_URL || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
     inProcessWorker: (env.FCDN_IN_PROCESS_WORKER ?? 'true') !== 'false',
+    reindex: {
+      batchSize: integer('FCDN_REINDEX_BATCH_SIZE', env.FCDN_REINDEX_BATCH_SIZE, 64),
+      batchDelayMs: integer('FCDN_REINDEX_BATCH_DELAY_MS', env.FCDN_REINDEX_BATCH_DELAY_MS, 0, 0),
+      staleAfterMs: integer('FCDN_REINDEX_STALE_MS', env.FCDN_REINDEX_STALE_MS, 30_000),
+    },
   };
 }

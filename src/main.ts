@@ -1,5 +1,6 @@
 /** `npm start`: the API (and, by default, an in-process reindex worker). */
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startService } from './app.ts';
 import { loadConfig } from './config.ts';
 
@@ -8,7 +9,8 @@ try {
   const service = await startService(config);
   const server = http.createServer(service.handler);
   server.listen(config.port, () => {
-    service.log.info({ port: config.port, database: service.db.kind }, `listening on http://localhost:${config.port}/graphql`);
+    const { port } = server.address() as AddressInfo;
+    service.log.info({ port, database: service.db.kind }, `listening on http://localhost:${port}/graphql`);
     if (service.adminKey) console.log(`\nAdmin API key (also in ${config.dataDir}/admin-api-key):\n  Authorization: Bearer ${service.adminKey}\n`);
   });
   const shutdown = () => {

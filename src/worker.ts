@@ -23,7 +23,7 @@ await migrate(db.raw);
 const repos = createRepositories(db.prisma);
 const store = await createObjectStore({ dataDir: config.dataDir, s3Endpoint: config.s3?.endPoint, s3AccessKey: config.s3?.accessKey, s3SecretKey: config.s3?.secretKey, s3Bucket: config.s3?.bucket, s3Region: config.s3?.region });
 const models = new ModelService(repos, (p) => FcdnEncoder.load(p, config.executionProvider, log));
-const worker = new ReindexWorker(repos, models, store, prepareSlice, log, { batchSize: 64, staleAfterMs: 30_000, pollMs: 2000, batchDelayMs: 0 });
+const worker = new ReindexWorker(repos, models, store, prepareSlice, log, { ...config.reindex, pollMs: 2000 });
 worker.start();
 log.info({ workerId: worker.workerId }, 'reindex worker started');
 const shutdown = () => worker.stop().then(() => db.close()).then(() => process.exit(0));
