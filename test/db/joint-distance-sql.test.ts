@@ -111,7 +111,7 @@ test(`SQL Joint distance equals the TypeScript reference on ${CASES} random case
       query: { shallow: query.map((s) => s.shallow), middle: query.find((s) => s.offset === 0)!.middle, deep: query.map((s) => s.deep) },
       weights,
       k,
-      excludePatientId,
+      excludePatientIds: excludePatientId == null ? null : [excludePatientId],
       filter: { malignancyClass: classes, minDiameterMm },
     });
     assert.deepEqual(actual, expected, `query ${q} (k=${k}, weights ${JSON.stringify(weights)})`);

@@ -47,6 +47,8 @@ export async function startTestService(opts: TestServiceOptions = {}): Promise<T
     FCDN_EXECUTION_PROVIDER: 'cpu',
     FCDN_API_KEYS: Object.entries(KEYS).map(([r, k]) => `${r}:${k}`).join(','),
     LOG_LEVEL: 'silent',
+    // With S3_ENDPOINT set (CI's s3rver run), images go to the S3 protocol server instead of files.
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('S3_'))),
     ...opts.env,
   });
   const service = await startService(config, { log: pino({ level: 'silent' }), database: db, ...opts.overrides });
