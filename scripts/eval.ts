@@ -1,0 +1,138 @@
+/**
+ * `npm run eval -- --set <folder> [--model models/fcdn-v1.onnx] [--out docs/evaluation-service.md]`
+ *
+ * The product's own retrieval numbers: ingests an evaluation set (made by
+ * training/export_eval_set.py from the LIDC folder; never committed) into a fresh in-memory
+ * PGlite through the service layer (PNG decoding, ONNX inference, the Joint-distance SQL), then
+ * searches with every case (gallery: other patients' cases; relevant: same benign/malignant class)
+ * and reports MAP over all ranks, P@10 and the top-10 diameter gap, for the Joint distance and for
+ * each layer alone (weights 1/0/0 etc.). Ties are broken as the service breaks them (DM, case id).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { SHIPPED_MODEL } from '../src/config.ts';
+import { openDatabase } from '../src/db/database.ts';
+import { migrate } from '../src/db/migrator.ts';
+import { averagePrecision, diameterGapAt, mean, precisionAt, type RankedItem } from '../src/evaluation/retrieval-metrics.ts';
+import { FcdnEncoder, prepareSlice } from '../src/inference/index.ts';
+import { createRepositories } from '../src/repositories/index.ts';
+import { createServices } from '../src/services/index.ts';
+import { FilesystemObjectStore } from '../src/storage/index.ts';
+
+interface EvalCase {
+  key: string;
+  patient: string;
+  label: 'benign' | 'malignant';
+  malignancy: number;
+  diameterMm: number | null;
+  slices: { file: string; offset: number }[];
+}
+
+const { values } = parseArgs({
+  options: {
+    set: { type: 'string' },
+    model: { type: 'string', default: SHIPPED_MODEL },
+    out: { type: 'string', default: 'docs/evaluation-service.md' },
+    json: { type: 'string' },
+  },
+});
+if (!values.set) {
+  console.error('usage: npm run eval -- --set <folder from training/export_eval_set.py> [--model file.onnx] [--out file.md]');
+  process.exit(2);
+}
+const setDir = path.resolve(values.set);
+const manifest = JSON.parse(fs.readFileSync(path.join(setDir, 'manifest.json'), 'utf8')) as { splitSeed: number; valFraction: number; cases: EvalCase[] };
+const log = pino({ level: 'warn' });
+const db = await openDatabase({});
+await migrate(db.raw);
+const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-eval-'));
+const services = createServices({
+  repos: createRepositories(db.prisma),
+  store: new FilesystemObjectStore(storeDir),
+  loadEncoder: (p) => FcdnEncoder.load(p, 'cpu'),
+  prepare: prepareSlice,
+  log,
+});
+const model = await services.models.register(path.resolve(values.model!));
+
+// Patient ids are replaced by pseudonyms; the service never sees the source's ids.
+const pseudonym = new Map<string, string>();
+const caseIdOf = new Map<string, number>();
+const ingestStart = performance.now();
+for (const c of manifest.cases) {
+  if (!pseudonym.has(c.patient)) pseudonym.set(c.patient, `EVAL-${pseudonym.size + 1}`);
+  const id = await services.ingest.ingestCase({
+    externalId: c.key,
+    patientKey: pseudonym.get(c.patient)!,
+    images: c.slices.map((s) => ({ data: fs.readFileSync(path.join(setDir, s.file)).toString('base64'), offset: s.offset })),
+    malignancy: c.malignancy,
+    malignancyClass: c.label === 'benign' ? 'BENIGN' : 'MALIGNANT',
+    diameterMm: c.diameterMm,
+  });
+  caseIdOf.set(c.key, id);
+}
+const ingestSeconds = (performance.now() - ingestStart) / 1000;
+const byId = new Map(manifest.cases.map((c) => [caseIdOf.get(c.key)!, c]));
+
+const RANKINGS = {
+  'Joint (DL + DM + DD)': { shallow: 1, middle: 1, deep: 1 },
+  'layer 4 alone (DL)': { shallow: 1, middle: 0, deep: 0 },
+  'layer 17 alone (DM)': { shallow: 0, middle: 1, deep: 0 },
+  'layer 25 alone (DD)': { shallow: 0, middle: 0, deep: 1 },
+};
+const rows: { name: string; map: number; p10: number; gap: number; p50ms: number }[] = [];
+for (const [name, weights] of Object.entries(RANKINGS)) {
+  const ap: (number | null)[] = [];
+  const p10: number[] = [];
+  const gap: (number | null)[] = [];
+  const took: number[] = [];
+  for (const q of manifest.cases) {
+    const answer = await services.search.similarCases({ caseId: caseIdOf.get(q.key)!, k: 1000, weights, excludeSamePatient: true });
+    took.push(answer.tookMs);
+    const ranking: RankedItem[] = answer.hits.map((h) => {
+      const c = byId.get(h.caseId)!;
+      return { relevant: c.label === q.label, diameterMm: c.diameterMm };
+    });
+    ap.push(averagePrecision(ranking));
+    p10.push(precisionAt(ranking, 10));
+    gap.push(diameterGapAt(q.diameterMm, ranking, 10));
+  }
+  took.sort((a, b) => a - b);
+  rows.push({ name, map: mean(ap), p10: mean(p10), gap: mean(gap), p50ms: took[Math.floor(took.length / 2)]! });
+}
+
+const distinct = await db.raw.query<{ shallow: number; middle: number; deep: number; n: number }>(
+  `SELECT count(DISTINCT shallow)::int AS shallow, count(DISTINCT middle)::int AS middle, count(DISTINCT deep)::int AS deep, count(*)::int AS n
+   FROM slice_codes WHERE slice_offset = 0 AND model_id = $1`,
+  [model.id],
+);
+const benign = manifest.cases.filter((c) => c.label === 'benign').length;
+const command = `npm run eval -- --set ${values.set} --model ${path.relative(process.cwd(), path.resolve(values.model!))}`;
+const table = [
+  '| ranking (service SQL, 64 bits) | MAP | P@10 | top-10 diameter gap (mm) | search p50 (ms) |',
+  '|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.name} | ${r.map.toFixed(3)} | ${r.p10.toFixed(3)} | ${r.gap.toFixed(2)} | ${r.p50ms.toFixed(1)} |`),
+].join('\n');
+const report = `# Retrieval through the service (PGlite, ONNX Runtime, Joint-distance SQL)
+
+Made by \`${command}\` (the set from \`/usr/bin/python3 training/export_eval_set.py --data <lidc> --out <set>\`,
+split seed ${manifest.splitSeed}, validation fraction ${manifest.valFraction}) on ${new Date().toISOString().slice(0, 10)}.
+
+Model \`${model.name}\` (sha256 \`${model.sha256.slice(0, 12)}\`). ${manifest.cases.length} validation cases (${benign} benign,
+${manifest.cases.length - benign} malignant) of ${pseudonym.size} patients, ${manifest.cases.reduce((n, c) => n + c.slices.length, 0)} slices,
+ingested through the service in ${ingestSeconds.toFixed(1)} s. Each case queries every other patient's case (k = 1000);
+relevant = same benign/malignant class; ties broken as the service does (DM, then case id).
+
+${table}
+
+Distinct 64-bit codes among the ${distinct[0]!.n} centre slices: layer 4 ${distinct[0]!.shallow}, layer 17 ${distinct[0]!.middle}, layer 25 ${distinct[0]!.deep}.
+`;
+console.log(report);
+fs.mkdirSync(path.dirname(path.resolve(values.out!)), { recursive: true });
+fs.writeFileSync(values.out!, report);
+if (values.json) fs.writeFileSync(values.json, JSON.stringify({ model: model.name, sha256: model.sha256, cases: manifest.cases.length, rows, distinct: distinct[0] }, null, 2));
+await db.close();
+fs.rmSync(storeDir, { recursive: true, force: true });
