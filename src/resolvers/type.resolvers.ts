@@ -37,8 +37,9 @@ export const SimilarCaseHit = {
 };
 
 export const ModelVersion = {
+  /** The provider of the loaded session; a registered model whose file is gone says so instead of failing the list. */
   async executionProvider(m: db.ModelVersion, _: unknown, ctx: GraphQLContext) {
-    return (await ctx.services.models.encoder(m)).executionProvider;
+    return ctx.services.models.encoder(m).then((e) => e.executionProvider, () => 'unavailable');
   },
 };
 
