@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../support/test-database.ts';
 import { phantomSlices } from '../support/phantom-cases.ts';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.ts';
-import { FIXTURE_MODEL } from '../support/test-service.ts';
+import { FIXTURE_MODEL, type GraphQLResponse } from '../support/test-service.ts';
 
 const NEW_MODEL = path.resolve('test/fixtures/fcdn-untrained-b.onnx');
 const CASES = 30; // 90 slices: 23 batches of 4
@@ -47,7 +47,7 @@ test(`reindex survives SIGKILL, resumes, and search switches model only when it 
   }
   proc = await startServiceProcess(env);
   for (let i = 0; i < CASES; i++) {
-    const res = await proc.gql('mutation ($input: IngestCaseInput!) { ingestCase(input: $input) { id } }', { input: { patientKey: `P${i}`, images: phantomSlices({ seed: i + 1, diameterPx: 6 + i }) } }, 'writer');
+    const res: GraphQLResponse = await proc.gql('mutation ($input: IngestCaseInput!) { ingestCase(input: $input) { id } }', { input: { patientKey: `P${i}`, images: phantomSlices({ seed: i + 1, diameterPx: 6 + i }) } }, 'writer');
     assert.equal(res.errors, undefined, JSON.stringify(res.errors));
   }
   const oldModel = (await proc.gql('{ activeModel { id } }')).data.activeModel.id;
