@@ -1,15 +1,7 @@
 /** Seeded random codes for property tests: clustered like learned codes, so ties are common. */
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's one seeded PRNG (mulberry32), shared with the phantoms. */
+export { seededRandom as mulberry32 } from '../../src/inference/phantoms.ts';
 
 export function randomCode(rand: () => number, bits = 64): string {
   let s = '';
