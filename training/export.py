@@ -109,7 +109,10 @@ def export_onnx(model: FCDN, out_path: str, card: dict, bits: int = 64) -> dict:
 
 
 def load_checkpoint(path: str):
-    ckpt = torch.load(path, map_location="cpu")
+    try:  # newer torch defaults to weights_only=True; our checkpoints hold a plain card dict
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except TypeError:
+        ckpt = torch.load(path, map_location="cpu")
     model = FCDN(ckpt.get("bit_lengths", (24, 32, 48, 64)))
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
@@ -123,7 +126,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="output .onnx path (card goes beside it)")
     ap.add_argument("--name", default=None)
-    ap.add_argument("--save-checkpoint", help="with --untrained: also save the torch weights here")
+    ap.add_argument("--save-checkpoint", help="also save the torch weights here (recorded in the "
+                    "card as training.checkpoint; evaluate.py reads the 24-48 bit heads from it)")
     args = ap.parse_args(argv)
 
     if args.untrained:
@@ -143,6 +147,9 @@ def main(argv=None):
         if args.name:
             card["name"] = args.name
         card.setdefault("untrained", False)
+        if args.save_checkpoint:
+            card["training"] = dict(card.get("training") or {}, checkpoint=args.save_checkpoint)
+            torch.save({**ckpt, "card": card}, args.save_checkpoint)
     else:
         ap.error("give --checkpoint or --untrained")
     full = export_onnx(model, args.out, card)

@@ -25,9 +25,11 @@ Taps (the paper's names):
   layer 25 (deep, shape/size): last 3x3 decoder conv, 24 ch, 64x64
 
 Hash heads (paper eq. 13-15): x = global average and max pooling of the tap,
-standardised by a BatchNorm1d without affine parameters (so that sign() splits the
-data rather than every input landing on the same side of a positive mean); then
-k pre-sign values W x with no bias, k in 24/32/48/64. Bits are value > 0.
+standardised by a BatchNorm1d (so that sign() splits the data rather than every
+input landing on the same side of a positive mean; its learned shift lets a bit sit
+at a threshold other than the mean, as the raw non-negative features of the paper
+would); then k pre-sign values W x with no bias (eq. 13, b = 0), k in 24/32/48/64.
+Bits are value > 0.
 """
 from __future__ import annotations
 
@@ -67,24 +69,46 @@ class DenseLayer(nn.Module):
 
 
 class HashHead(nn.Module):
-    """Pooled tap features -> k pre-sign values for each code length."""
+    """Pooled tap features -> k pre-sign values for each code length.
+
+    Every pre-sign value is linear in x (eq. 13, b = 0): u = W x. The rows of W are of
+    two kinds, chosen per bit by the buffer `class_bits` (set after training by
+    train.compose_codes):
+      size bits:  learned rows `proj`, trained toward a thermometer code of the diameter;
+      class bits: the learned class direction `cls` plus a fixed random direction
+                  `noise` (scaled on training data), so that a bit says "malignant" with
+                  a probability that follows the class logit. Two uncertain nodules then
+                  differ in about half their class bits, two confident ones of one class
+                  in none: the expected Hamming distance tracks 1 - P(same class) rather
+                  than collapsing every nodule onto one of two class codes.
+    Before composition (an untrained network) all bits are `proj` rows.
+    """
 
     def __init__(self, channels: int, bit_lengths=BIT_LENGTHS):
         super().__init__()
         self.dim = 2 * channels
-        self.norm = nn.BatchNorm1d(self.dim, affine=False)
+        self.norm = nn.BatchNorm1d(self.dim)
+        self.cls = nn.Linear(self.dim, 1, bias=False)
         self.proj = nn.ModuleDict(
             {str(k): nn.Linear(self.dim, k, bias=False) for k in bit_lengths})
-        for lin in self.proj.values():
+        for k, lin in self.proj.items():
             nn.init.normal_(lin.weight, std=self.dim ** -0.5)
+            self.register_buffer(f"noise_{k}", torch.zeros(int(k), self.dim))
+            self.register_buffer(f"class_bits_{k}", torch.zeros(int(k), dtype=torch.bool))
 
     def features(self, fmap):
         pooled = torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
         return self.norm(pooled)
 
+    def weight(self, k: int):
+        mask = getattr(self, f"class_bits_{k}")[:, None]
+        class_rows = self.cls.weight + getattr(self, f"noise_{k}")
+        return torch.where(mask, class_rows, self.proj[str(k)].weight)
+
     def forward(self, fmap):
         x = self.features(fmap)
-        return {int(k): lin(x) for k, lin in self.proj.items()}, x
+        codes = {int(k): x @ self.weight(int(k)).t() for k in self.proj}
+        return codes, x, self.cls(x)[:, 0]
 
 
 class FCDN(nn.Module):
@@ -117,7 +141,8 @@ class FCDN(nn.Module):
 
     def forward(self, patches):
         """patches [N,1,64,64] in [0,1] -> dict with 'mask_logits', 'codes'
-        ({tap: {bits: [N,bits]}}) and 'features' ({tap: pooled features})."""
+        ({tap: {bits: [N,bits]}}), 'features' ({tap: pooled features}) and
+        'class_logits' ({tap: [N]}, malignant vs benign)."""
         x = patches
         taps = {}
         for i, layer in enumerate(self.layers):
@@ -133,10 +158,10 @@ class FCDN(nn.Module):
                 taps["deep"] = x
             if i in self.pool_after:
                 x = F.max_pool2d(x, 2)
-        codes, feats = {}, {}
+        codes, feats, logits = {}, {}, {}
         for name, fmap in taps.items():
-            codes[name], feats[name] = self.heads[name](fmap)
-        return {"mask_logits": x, "codes": codes, "features": feats}
+            codes[name], feats[name], logits[name] = self.heads[name](fmap)
+        return {"mask_logits": x, "codes": codes, "features": feats, "class_logits": logits}
 
 
 class ExportWrapper(nn.Module):
