@@ -80,6 +80,33 @@ def augment(img, mask, rng, segment_context_p: float, is_daco: bool):
 
 
 # ---------------------------------------------------------------- training
+def step_loss(out, mask, label, diameter, targets: SizeTargets, args):
+    """Total loss of one batch: per-pixel BCE + lambda * pixel MSE (eq. 3-12), the size
+    bits toward their thermometer targets and each tap's class logit (eq. 15)."""
+    device = mask.device
+    logits = out["mask_logits"]
+    seg = F.binary_cross_entropy_with_logits(logits, mask) + \
+        args.mse_lambda * F.mse_loss(torch.sigmoid(logits), mask)
+    hl = 0.0
+    for tap, per_k in out["codes"].items():
+        for k, u in per_k.items():
+            t, w = targets.targets(k, diameter)
+            t, w = t.to(device), w.to(device)
+            bce = F.binary_cross_entropy_with_logits(u, t, weight=w, reduction="sum")
+            hl = hl + bce / w.sum().clamp(min=1)
+    hl = hl / (len(out["codes"]) * len(BIT_LENGTHS))
+    # smoothed labels keep the class logit a graded confidence rather than saturating
+    y = torch.as_tensor(label).to(device)
+    known = (y >= 0).float()
+    ys = y.clamp(min=0).float() * (1 - args.label_smoothing) + args.label_smoothing / 2
+    cl = 0.0
+    for tap, s_ in out["class_logits"].items():
+        bce = F.binary_cross_entropy_with_logits(s_, ys, weight=known, reduction="sum")
+        cl = cl + bce / known.sum().clamp(min=1)
+    cl = cl / len(out["class_logits"])
+    return seg + args.hash_weight * hl + args.class_weight * cl, seg, hl, cl
+
+
 def train(args):
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -127,29 +154,7 @@ def train(args):
             m = torch.from_numpy(np.stack(ms)[:, None]).to(device)
             ni = np.array([pairs[j][0] for j in idx])
             out = model(x)
-            logits = out["mask_logits"]
-            seg = F.binary_cross_entropy_with_logits(logits, m) + \
-                args.mse_lambda * F.mse_loss(torch.sigmoid(logits), m)
-            # size bits: every head's learned rows, toward the thermometer targets
-            hl = 0.0
-            for tap, per_k in out["codes"].items():
-                for k, u in per_k.items():
-                    t, w = targets.targets(k, diam[ni])
-                    t, w = t.to(device), w.to(device)
-                    bce = F.binary_cross_entropy_with_logits(u, t, weight=w, reduction="sum")
-                    hl = hl + bce / w.sum().clamp(min=1)
-            hl = hl / (len(out["codes"]) * len(BIT_LENGTHS))
-            # class direction of each tap: benign vs malignant, smoothed labels so that
-            # the logit stays a graded confidence rather than saturating
-            y = torch.from_numpy(labels[ni]).to(device)
-            known = (y >= 0).float()
-            ys = y.clamp(min=0).float() * (1 - args.label_smoothing) + args.label_smoothing / 2
-            cl = 0.0
-            for tap, s_ in out["class_logits"].items():
-                bce = F.binary_cross_entropy_with_logits(s_, ys, weight=known, reduction="sum")
-                cl = cl + bce / known.sum().clamp(min=1)
-            cl = cl / len(out["class_logits"])
-            loss = seg + args.hash_weight * hl + args.class_weight * cl
+            loss, seg, hl, cl = step_loss(out, m, labels[ni], diam[ni], targets, args)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
