@@ -99,9 +99,8 @@ def main(argv=None):
     feats = training_features(model, train_n)
     grid = [(fractions(args), args.tau)]
     if args.grid:
-        grid = [(dict(zip(TAPS, f)), t) for f in ((0.5, 1, 0.5), (0.25, 1, 0.25), (0.75, 1, 0.75),
-                                                    (1, 1, 1), (0.5, 0.5, 0.5))
-                for t in (0.0, 0.25, 0.5, 1.0)]
+        grid = [(dict(zip(TAPS, f)), t) for f in ((0.5, 1, 0.5), (0.75, 1, 0.75), (1, 1, 1))
+                for t in (0.0, 0.25, 0.5, 1.0, 1.5)]
     for frac, tau in grid:
         rec = compose_codes(model, train_n, frac, tau, targs["seed"], feats=feats)
         m = fcdn_metrics(model, val_n)

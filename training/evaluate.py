@@ -47,17 +47,20 @@ def encode_cases(model, cases, device="cpu", batch=128):
     X = torch.from_numpy(np.stack(imgs)[:, None].astype(np.float32))
     codes = {t: {k: [] for k in BIT_LENGTHS} for t in TAP_NAMES}
     feats = {t: [] for t in TAP_NAMES}
+    logits = {t: [] for t in TAP_NAMES}
     model.eval()
     with torch.no_grad():
         for i in range(0, len(X), batch):
             out = model(X[i:i + batch].to(device))
             for t in TAP_NAMES:
                 feats[t].append(out["features"][t].cpu().numpy())
+                logits[t].append(out["class_logits"][t].cpu().numpy())
                 for k in BIT_LENGTHS:
                     codes[t][k].append(out["codes"][t][k].cpu().numpy())
     codes = {t: {k: np.concatenate(v) for k, v in d.items()} for t, d in codes.items()}
     feats = {t: np.concatenate(v) for t, v in feats.items()}
-    return {"codes": codes, "features": feats, "owner": np.array(owner),
+    logits = {t: np.concatenate(v) for t, v in logits.items()}
+    return {"codes": codes, "features": feats, "class_logits": logits, "owner": np.array(owner),
             "centre_rows": np.array(centre_rows), "images": X[:, 0].numpy()}
 
 
@@ -86,7 +89,15 @@ def fcdn_metrics(model, val_nodules, device="cpu", seed=0, with_pr=False):
     distinct = {t: int(len({r.tobytes() for r in (enc["codes"][t][64][enc["centre_rows"]] > 0)}))
                 for t in TAP_NAMES}
     distinct_slices = {t: int(len({r.tobytes() for r in (enc["codes"][t][64] > 0)})) for t in TAP_NAMES}
+    # how well each tap's class direction separates the classes (centre slices)
+    auc = {}
+    for t in TAP_NAMES:
+        sc = enc["class_logits"][t][enc["centre_rows"]]
+        lab = np.array(labels)
+        pos, neg = sc[lab == 1], sc[lab == 0]
+        auc[t] = round(float((pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()), 4)
     out = {
+        "class_logit_auc": auc,
         "protocol": "validation patients only; cases = nodules with benign/malignant label, up to 3 "
                     "central slices; gallery = other patients' cases; relevance = same class; "
                     "MAP over all ranks; ties by DM (Joint) then seeded random",
@@ -98,7 +109,7 @@ def fcdn_metrics(model, val_nodules, device="cpu", seed=0, with_pr=False):
         "summary": {"joint_64": rows["joint"][64],
                     "map_by_bits": {n: {k: round(rows[n][k]["map"], 4) for k in BIT_LENGTHS}
                                     for n in rows},
-                    "distinct_codes_64": distinct},
+                    "distinct_codes_64": distinct, "class_logit_auc": auc},
     }
     if with_pr:
         out["_pr"] = pr
