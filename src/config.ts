@@ -40,6 +40,8 @@ export interface AppConfig {
   /** Absolute base for imageUrl; default taken from the request's Host. */
   publicUrl?: string;
   logLevel: string;
+  /** FCDN_SEARCH_METHOD (see searchMethodSetting). */
+  searchMethod: SearchMethodSetting;
   /** Run the reindex worker inside the API process (the embedded default does). */
   inProcessWorker: boolean;
   reindex: {
@@ -55,6 +57,21 @@ export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const SHIPPED_MODEL = path.join(PROJECT_ROOT, 'models', 'fcdn-v1.onnx');
 
 export class ConfigError extends Error {}
+
+/**
+ * FCDN_SEARCH_METHOD: how similarCases ranks (src/repositories/search-sql.ts). `auto` (default):
+ * `blocks` where the fcdn_search extension is installed (Postgres), else `naive`; `naive`: the
+ * plain SQL scan; `blocks`: the compiled scan over packed code blocks (fails where it is missing).
+ * All are exact and give the same answer.
+ */
+export type SearchMethodSetting = 'auto' | 'naive' | 'blocks';
+export const SEARCH_METHODS: readonly SearchMethodSetting[] = ['auto', 'naive', 'blocks'];
+
+export function searchMethodSetting(env: NodeJS.ProcessEnv = process.env): SearchMethodSetting {
+  const value = (env.FCDN_SEARCH_METHOD || 'auto') as SearchMethodSetting;
+  if (!SEARCH_METHODS.includes(value)) throw new ConfigError(`FCDN_SEARCH_METHOD must be auto, naive or blocks, got "${value}"`);
+  return value;
+}
 
 export function parseApiKeys(value: string | undefined): ApiKey[] {
   if (!value?.trim()) return [];
@@ -102,6 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     urlSecret: env.FCDN_URL_SECRET || undefined,
     publicUrl: env.FCDN_PUBLIC_URL || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
+    searchMethod: searchMethodSetting(env),
     inProcessWorker: (env.FCDN_IN_PROCESS_WORKER ?? 'true') !== 'false',
     reindex: {
       batchSize: integer('FCDN_REINDEX_BATCH_SIZE', env.FCDN_REINDEX_BATCH_SIZE, 64),

@@ -1,8 +1,15 @@
-/** Runs the Joint-distance search (the SQL and its explanation: ./search-sql.ts). */
+/**
+ * Runs the Joint-distance search (the SQL and its explanation: ./search-sql.ts) and chooses how:
+ * FCDN_SEARCH_METHOD `auto` (default) takes `blocks` where the fcdn_search extension is installed
+ * (Postgres with scripts/install-fcdn-search.sh), else `naive` (PGlite, or a Postgres without it).
+ * Every method it may choose is exact and returns the same rows, ties included.
+ */
+import { searchMethodSetting, type SearchMethodSetting } from '../config.ts';
 import type { JointWeights } from '../domain/joint-distance.ts';
 import type { CaseFilter } from './case.repository.ts';
 import type { PrismaClient } from './executor.ts';
-import { JOINT_DISTANCE_SEARCH_SQL } from './search-sql.ts';
+import { BlockMaintenance, isSqlState, type BlockMaintenanceOptions } from './search-methods/blocks.ts';
+import { BLOCKS_AVAILABLE_SQL, BLOCKS_SEARCH_SQL, HNSW_RERANK_SEARCH_SQL, JOINT_DISTANCE_SEARCH_SQL, NO_BLOCKS_SQLSTATE } from './search-sql.ts';
 
 export interface QueryCodes {
   /** Layer-4 and layer-25 codes of every query slice; layer-17 code of the centre slice. */
@@ -29,13 +36,93 @@ export interface RankedCase {
   jointDistance: number;
 }
 
+/** Exact methods the service may use; `hnsw` (approximate) only on request (benchmarks). */
+export type ExactSearchMethod = 'naive' | 'blocks';
+export type SearchMethod = ExactSearchMethod | 'hnsw';
+
+export interface SearchRepositoryOptions {
+  /** Default: FCDN_SEARCH_METHOD through src/config.ts. */
+  method?: SearchMethodSetting;
+  /** Rebuild blocks in the background when missing or too dirty (default true). */
+  autoMaintain?: boolean;
+  maintenance?: BlockMaintenanceOptions;
+}
+
+export interface HnswOptions {
+  /** Candidates per layer and query slice (default 100). */
+  candidates?: number;
+  /** hnsw.ef_search (default 400; at least candidates). */
+  efSearch?: number;
+}
+
+type Row = { caseId: number; dl: number; dm: number; dd: number; joint: number };
+
+const RECHECK_MISSING_MS = 60_000;
+
 export class SearchRepository {
-  constructor(private readonly prisma: PrismaClient) {}
+  readonly blocks: BlockMaintenance;
+  private readonly setting: SearchMethodSetting;
+  private readonly autoMaintain: boolean;
+  private available: { value: boolean; at: number } | null = null;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    options: SearchRepositoryOptions = {},
+  ) {
+    this.setting = options.method ?? searchMethodSetting();
+    this.autoMaintain = options.autoMaintain ?? true;
+    this.blocks = new BlockMaintenance(prisma, options.maintenance);
+  }
+
+  /** Is the fcdn_search extension installed in this database? (Re-checked a minute after a no.) */
+  async blocksAvailable(): Promise<boolean> {
+    if (this.available && (this.available.value || Date.now() - this.available.at < RECHECK_MISSING_MS)) return this.available.value;
+    const [row] = await this.prisma.$queryRawUnsafe<{ n: number }[]>(BLOCKS_AVAILABLE_SQL);
+    this.available = { value: Number(row?.n) > 0, at: Date.now() };
+    return this.available.value;
+  }
+
+  /** The method jointDistanceSearch uses now. */
+  async method(): Promise<ExactSearchMethod> {
+    if (this.setting === 'naive') return 'naive';
+    if (await this.blocksAvailable()) return 'blocks';
+    if (this.setting === 'blocks') {
+      throw new Error('FCDN_SEARCH_METHOD=blocks, but the fcdn_search extension is not installed in this database (scripts/install-fcdn-search.sh; never on PGlite)');
+    }
+    return 'naive';
+  }
 
   async jointDistanceSearch(s: JointSearch): Promise<RankedCase[]> {
+    return this.searchWith(await this.method(), s);
+  }
+
+  /** One search by a named method (tests and benchmarks compare them). */
+  async searchWith(method: SearchMethod, s: JointSearch, hnsw: HnswOptions = {}): Promise<RankedCase[]> {
+    if (method === 'naive') return this.run(JOINT_DISTANCE_SEARCH_SQL, s);
+    if (method === 'hnsw') {
+      const candidates = hnsw.candidates ?? 100;
+      const ef = Math.max(hnsw.efSearch ?? 400, candidates);
+      return this.prisma.$transaction(async (tx) => {
+        await tx.$executeRawUnsafe(`SET LOCAL hnsw.ef_search = ${Math.trunc(ef)}`);
+        return this.run(HNSW_RERANK_SEARCH_SQL, s, [candidates], tx as unknown as PrismaClient);
+      });
+    }
+    try {
+      const hits = await this.run(BLOCKS_SEARCH_SQL, s);
+      if (this.autoMaintain) this.blocks.maybeMaintain(s.modelId);
+      return hits;
+    } catch (err) {
+      if (!isSqlState(err, NO_BLOCKS_SQLSTATE, 'fcdn_search: no blocks for model')) throw err;
+      // Not built yet (a new model, a fresh database): the plain SQL answers; build them now.
+      if (this.autoMaintain) this.blocks.maybeMaintain(s.modelId, true);
+      return this.run(JOINT_DISTANCE_SEARCH_SQL, s);
+    }
+  }
+
+  private async run(sql: string, s: JointSearch, extra: unknown[] = [], db: PrismaClient = this.prisma): Promise<RankedCase[]> {
     const f = s.filter ?? {};
-    const rows = await this.prisma.$queryRawUnsafe<{ caseId: number; dl: number; dm: number; dd: number; joint: number }[]>(
-      JOINT_DISTANCE_SEARCH_SQL,
+    const rows = await db.$queryRawUnsafe<Row[]>(
+      sql,
       s.query.shallow,
       s.query.middle,
       s.query.deep,
@@ -50,6 +137,7 @@ export class SearchRepository {
       f.minDiameterMm ?? null,
       f.maxDiameterMm ?? null,
       f.patientKey ?? null,
+      ...extra,
     );
     return rows.map((r) => ({
       caseId: Number(r.caseId),

@@ -1,0 +1,678 @@
+/*
+ * fcdn_search: exact Joint-distance top-k (Qin et al. 2019, eq. 22) over packed hash-code blocks.
+ *
+ * The service keeps, per model version, a copy of every case's codes packed many cases per row in
+ * fcdn_search.blocks (migrations/0002_search_blocks.sql). One row is one block: up to ~7 KB of
+ * case records, stored PLAIN (never compressed, never moved to TOAST), so a sequential scan hands
+ * this code a pointer straight into the shared buffer: no copy, no per-case executor overhead.
+ *
+ * A case record (native byte order, 32-byte head, then 16 bytes per slice):
+ *
+ *   int32  case_id       int32  patient_id
+ *   uint8  class         (0 NULL, 1 BENIGN, 2 INDETERMINATE, 3 MALIGNANT)
+ *   uint8  nslices       (1..255)
+ *   uint8  flags         (bit 0: diameter_mm IS NULL)
+ *   uint8  pad, uint32 pad
+ *   float8 diameter_mm
+ *   uint64 middle code of the offset-0 slice
+ *   uint64 shallow[nslices], uint64 deep[nslices]   (slices in offset order)
+ *
+ * Records of a block are in ascending case_id order (the build sorts them), which lets the scan
+ * skip the "dirty" cases (changed since the build; ranked by plain SQL instead) by a merge walk.
+ *
+ * fcdn_topk() returns the k best (joint, dm, case_id) of the blocks in exactly the order SQL's
+ * ORDER BY joint, dm, case_id uses (float8 ordering: NaN above everything), with
+ * joint = (wS*DL + wM*DM) + wD*DD computed in float8 in that order, as Postgres does. The caller
+ * (src/repositories/search-sql.ts) merges these with the dirty cases and orders/limits again in
+ * SQL, so ties are resolved by SQL itself.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/tuplestore.h"
+
+PG_MODULE_MAGIC;
+
+#define REC_HEAD 32
+#define FLAG_DIAM_NULL 1
+#define MAX_K 1000000
+
+typedef struct
+{
+	double		joint;
+	int32		dm;
+	int32		case_id;
+	int32		dl;
+	int32		dd;
+} Hit;
+
+typedef struct
+{
+	/* query */
+	int			nq;
+	uint64	   *qs;
+	uint64	   *qd;
+	uint64		qm;
+	double		ws,
+				wm,
+				wd;
+	bool		prune;			/* all weights finite and >= 0: partial sums bound joint */
+	/* filters */
+	bool		filtering;
+	bool		has_exclude_case;
+	int32		exclude_case;
+	int			n_excl_pat;
+	int32	   *excl_pat;		/* sorted */
+	bool		excl_pat_null;	/* the list holds a NULL: "<> ALL" is never true */
+	bool		has_class_mask;
+	int32		class_mask;
+	bool		has_dmin,
+				has_dmax;
+	double		dmin,
+				dmax;
+	bool		restrict_patient;
+	bool		only_patient_null;
+	int32		only_patient;
+	/* cases ranked by SQL instead (sorted) */
+	int			n_skip;
+	int32	   *skip;
+	/* top-k max-heap by (joint, dm, case_id) */
+	int			k;
+	int			n;
+	Hit		   *heap;
+} Search;
+
+static inline uint64
+load64(const char *p)
+{
+	uint64		v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static inline int32
+load32(const char *p)
+{
+	int32		v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static inline double
+loadf8(const char *p)
+{
+	double		v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/* float8 comparison as Postgres orders it: NaN equals NaN and sorts above everything. */
+static inline int
+cmp_f8(double a, double b)
+{
+	if (unlikely(isnan(a)))
+		return isnan(b) ? 0 : 1;
+	if (unlikely(isnan(b)))
+		return -1;
+	return (a > b) - (a < b);
+}
+
+static inline int
+cmp_hit(double joint, int32 dm, int32 case_id, const Hit *h)
+{
+	int			c = cmp_f8(joint, h->joint);
+
+	if (c)
+		return c;
+	if (dm != h->dm)
+		return dm < h->dm ? -1 : 1;
+	return (case_id > h->case_id) - (case_id < h->case_id);
+}
+
+static void
+sift_down(Hit *heap, int n, int i)
+{
+	for (;;)
+	{
+		int			l = 2 * i + 1,
+					r = l + 1,
+					m = i;
+
+		if (l < n && cmp_hit(heap[l].joint, heap[l].dm, heap[l].case_id, &heap[m]) > 0)
+			m = l;
+		if (r < n && cmp_hit(heap[r].joint, heap[r].dm, heap[r].case_id, &heap[m]) > 0)
+			m = r;
+		if (m == i)
+			return;
+		{
+			Hit			t = heap[i];
+
+			heap[i] = heap[m];
+			heap[m] = t;
+		}
+		i = m;
+	}
+}
+
+static void
+sift_up(Hit *heap, int i)
+{
+	while (i > 0)
+	{
+		int			p = (i - 1) / 2;
+
+		if (cmp_hit(heap[i].joint, heap[i].dm, heap[i].case_id, &heap[p]) <= 0)
+			return;
+		{
+			Hit			t = heap[i];
+
+			heap[i] = heap[p];
+			heap[p] = t;
+		}
+		i = p;
+	}
+}
+
+static inline void
+offer(Search *s, double joint, int32 dm, int32 case_id, int32 dl, int32 dd)
+{
+	if (s->n < s->k)
+	{
+		Hit		   *h = &s->heap[s->n];
+
+		h->joint = joint;
+		h->dm = dm;
+		h->case_id = case_id;
+		h->dl = dl;
+		h->dd = dd;
+		sift_up(s->heap, s->n);
+		s->n++;
+	}
+	else if (cmp_hit(joint, dm, case_id, &s->heap[0]) < 0)
+	{
+		Hit		   *h = &s->heap[0];
+
+		h->joint = joint;
+		h->dm = dm;
+		h->case_id = case_id;
+		h->dl = dl;
+		h->dd = dd;
+		sift_down(s->heap, s->n, 0);
+	}
+}
+
+static bool
+contains_sorted(const int32 *a, int n, int32 v)
+{
+	int			lo = 0,
+				hi = n;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (a[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && a[lo] == v;
+}
+
+/* The eligibility filters of the plain SQL (search-sql.ts), with SQL's NULL semantics. */
+static bool
+eligible(const Search *s, const char *rec)
+{
+	int32		case_id = load32(rec);
+	int32		patient_id = load32(rec + 4);
+	uint8		cls = (uint8) rec[8];
+	uint8		flags = (uint8) rec[10];
+
+	if (s->has_exclude_case && case_id == s->exclude_case)
+		return false;
+	if (s->excl_pat_null)
+		return false;
+	if (s->n_excl_pat > 0 && contains_sorted(s->excl_pat, s->n_excl_pat, patient_id))
+		return false;
+	if (s->has_class_mask && (cls == 0 || !(s->class_mask & (1 << cls))))
+		return false;
+	if (s->has_dmin || s->has_dmax)
+	{
+		double		d;
+
+		if (flags & FLAG_DIAM_NULL)
+			return false;
+		d = loadf8(rec + 16);
+		if (s->has_dmin && cmp_f8(d, s->dmin) < 0)
+			return false;
+		if (s->has_dmax && cmp_f8(d, s->dmax) > 0)
+			return false;
+	}
+	if (s->restrict_patient && (s->only_patient_null || patient_id != s->only_patient))
+		return false;
+	return true;
+}
+
+/*
+ * The kernel, compiled twice: with the POPCNT instruction (chosen at run time when the CPU has
+ * it) and generic. xor + popcount of 1 + 2*nq*nslices code pairs per case; the running k-th best
+ * prunes a case as soon as a partial sum (never larger than the final joint, as all weights
+ * are >= 0 and float addition is monotone) already exceeds it.
+ */
+#define SCAN_BLOCK_BODY \
+	const char *end = p + len; \
+	int			si = 0; \
+	if (s->n_skip > 0 && len >= REC_HEAD) \
+	{ \
+		int32		first = load32(p); \
+		int			lo = 0, hi = s->n_skip; \
+		while (lo < hi) { int mid = (lo + hi) / 2; if (s->skip[mid] < first) lo = mid + 1; else hi = mid; } \
+		si = lo; \
+	} \
+	while (p + REC_HEAD <= end) \
+	{ \
+		int32		case_id = load32(p); \
+		int			ns = (uint8) p[9]; \
+		const char *sh = p + REC_HEAD; \
+		const char *dp = sh + 8 * ns; \
+		const char *next = dp + 8 * ns; \
+		int			dm, dl, dd, i, j; \
+		double		jm, part, joint; \
+		if (unlikely(next > end)) \
+			elog(ERROR, "fcdn_search: corrupt block (record overruns)"); \
+		if (si < s->n_skip) \
+		{ \
+			while (si < s->n_skip && s->skip[si] < case_id) si++; \
+			if (si < s->n_skip && s->skip[si] == case_id) { p = next; continue; } \
+		} \
+		if (s->filtering && !eligible(s, p)) { p = next; continue; } \
+		dm = POPCOUNT(load64(p + 24) ^ s->qm); \
+		jm = s->wm * (double) dm; \
+		if (s->prune && s->n == s->k && jm > s->heap[0].joint) { p = next; continue; } \
+		if (ns == 3 && s->nq == 3) \
+			dl = MIN9(sh, s->qs); \
+		else \
+		{ \
+			dl = 64; \
+			for (j = 0; j < ns; j++) \
+			{ \
+				uint64 c = load64(sh + 8 * j); \
+				for (i = 0; i < s->nq; i++) { int d = POPCOUNT(c ^ s->qs[i]); dl = d < dl ? d : dl; } \
+			} \
+		} \
+		part = s->ws * (double) dl + jm; \
+		if (s->prune && s->n == s->k && part > s->heap[0].joint) { p = next; continue; } \
+		if (ns == 3 && s->nq == 3) \
+			dd = MIN9(dp, s->qd); \
+		else \
+		{ \
+			dd = 64; \
+			for (j = 0; j < ns; j++) \
+			{ \
+				uint64 c = load64(dp + 8 * j); \
+				for (i = 0; i < s->nq; i++) { int d = POPCOUNT(c ^ s->qd[i]); dd = d < dd ? d : dd; } \
+			} \
+		} \
+		joint = part + s->wd * (double) dd; \
+		offer(s, joint, dm, case_id, dl, dd); \
+		p = next; \
+	}
+
+#define POPCOUNT(x) __builtin_popcountll(x)
+#define MIN2(a, b) ((a) < (b) ? (a) : (b))
+/* The common case, 3 stored slices against 3 query slices, unrolled: 9 xor + popcount, min. */
+#define MIN9(codes, q) \
+	({ \
+		uint64 c0_ = load64((codes)), c1_ = load64((codes) + 8), c2_ = load64((codes) + 16); \
+		uint64 q0_ = (q)[0], q1_ = (q)[1], q2_ = (q)[2]; \
+		int a_ = MIN2(POPCOUNT(c0_ ^ q0_), POPCOUNT(c0_ ^ q1_)); \
+		int b_ = MIN2(POPCOUNT(c0_ ^ q2_), POPCOUNT(c1_ ^ q0_)); \
+		int c_ = MIN2(POPCOUNT(c1_ ^ q1_), POPCOUNT(c1_ ^ q2_)); \
+		int d_ = MIN2(POPCOUNT(c2_ ^ q0_), POPCOUNT(c2_ ^ q1_)); \
+		int e_ = POPCOUNT(c2_ ^ q2_); \
+		MIN2(MIN2(MIN2(a_, b_), MIN2(c_, d_)), e_); \
+	})
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("popcnt")))
+static void
+scan_block_popcnt(Search *s, const char *p, size_t len)
+{
+SCAN_BLOCK_BODY
+}
+#endif
+
+static void
+scan_block_generic(Search *s, const char *p, size_t len)
+{
+SCAN_BLOCK_BODY
+}
+
+typedef void (*ScanBlockFn) (Search *s, const char *p, size_t len);
+
+static ScanBlockFn
+choose_kernel(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("popcnt"))
+		return scan_block_popcnt;
+#endif
+	return scan_block_generic;
+}
+
+static int
+cmp_int32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a,
+				y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+cmp_hit_qsort(const void *a, const void *b)
+{
+	const Hit  *x = a;
+
+	return cmp_hit(x->joint, x->dm, x->case_id, (const Hit *) b);
+}
+
+/* An int4[] argument as a sorted C array without its NULLs; *had_null tells if there were any. */
+static int32 *
+sorted_int4s(ArrayType *arr, int *n, bool *had_null)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			count,
+				i,
+				m = 0;
+	int32	   *out;
+
+	deconstruct_array(arr, INT4OID, 4, true, TYPALIGN_INT, &elems, &nulls, &count);
+	out = palloc(sizeof(int32) * (count > 0 ? count : 1));
+	*had_null = false;
+	for (i = 0; i < count; i++)
+	{
+		if (nulls[i])
+			*had_null = true;
+		else
+			out[m++] = DatumGetInt32(elems[i]);
+	}
+	qsort(out, m, sizeof(int32), cmp_int32);
+	*n = m;
+	return out;
+}
+
+static uint64 *
+int8s(ArrayType *arr, int *n, const char *what)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			count,
+				i;
+	uint64	   *out;
+
+	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &count);
+	if (count < 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("fcdn_search: %s needs at least one code", what)));
+	out = palloc(sizeof(uint64) * count);
+	for (i = 0; i < count; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("fcdn_search: %s holds a NULL code", what)));
+		out[i] = (uint64) DatumGetInt64(elems[i]);
+	}
+	*n = count;
+	return out;
+}
+
+static AttrNumber
+attnum_of(TupleDesc td, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(td, i);
+
+		if (!a->attisdropped && strcmp(NameStr(a->attname), name) == 0)
+			return a->attnum;
+	}
+	elog(ERROR, "fcdn_search: the blocks table has no column \"%s\"", name);
+	return InvalidAttrNumber;
+}
+
+#define REQUIRE(n, what) \
+	do { if (PG_ARGISNULL(n)) ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("fcdn_search: %s must not be NULL", what))); } while (0)
+
+PG_FUNCTION_INFO_V1(fcdn_topk);
+
+/*
+ * fcdn_topk(blocks regclass, model_id int4, q_shallow int8[], q_middle int8, q_deep int8[],
+ *           ws float8, wm float8, wd float8, k int4,
+ *           exclude_case int4, exclude_patients int4[], class_mask int4,
+ *           min_diameter float8, max_diameter float8, restrict_patient bool, only_patient int4,
+ *           skip_cases int4[])
+ *   RETURNS TABLE (case_id int4, dl int4, dm int4, dd int4, joint float8)
+ *
+ * Raises SQLSTATE FCB01 when the model has no block row at all (never built, or dropped): the
+ * caller then ranks with plain SQL.
+ */
+Datum
+fcdn_topk(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Search		s;
+	Oid			relid;
+	int32		model_id;
+	int			nqs,
+				nqd,
+				i;
+	Relation	rel;
+	TupleDesc	td;
+	AttrNumber	att_model,
+				att_data;
+	ScanKeyData key;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	bool		seen = false;
+	ScanBlockFn kernel = choose_kernel();
+
+	REQUIRE(0, "blocks");
+	REQUIRE(1, "model_id");
+	REQUIRE(2, "q_shallow");
+	REQUIRE(3, "q_middle");
+	REQUIRE(4, "q_deep");
+	REQUIRE(5, "ws");
+	REQUIRE(6, "wm");
+	REQUIRE(7, "wd");
+	REQUIRE(8, "k");
+	REQUIRE(14, "restrict_patient");
+
+	memset(&s, 0, sizeof(s));
+	relid = PG_GETARG_OID(0);
+	model_id = PG_GETARG_INT32(1);
+	s.qs = int8s(PG_GETARG_ARRAYTYPE_P(2), &nqs, "q_shallow");
+	s.qm = (uint64) PG_GETARG_INT64(3);
+	s.qd = int8s(PG_GETARG_ARRAYTYPE_P(4), &nqd, "q_deep");
+	if (nqs != nqd)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("fcdn_search: q_shallow and q_deep differ in length")));
+	s.nq = nqs;
+	s.ws = PG_GETARG_FLOAT8(5);
+	s.wm = PG_GETARG_FLOAT8(6);
+	s.wd = PG_GETARG_FLOAT8(7);
+	s.prune = isfinite(s.ws) && isfinite(s.wm) && isfinite(s.wd) && s.ws >= 0 && s.wm >= 0 && s.wd >= 0;
+	s.k = PG_GETARG_INT32(8);
+	if (s.k < 0)
+		s.k = 0;
+	if (s.k > MAX_K)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("fcdn_search: k must be at most %d", MAX_K)));
+
+	if (!PG_ARGISNULL(9))
+	{
+		s.has_exclude_case = true;
+		s.exclude_case = PG_GETARG_INT32(9);
+	}
+	if (!PG_ARGISNULL(10))
+		s.excl_pat = sorted_int4s(PG_GETARG_ARRAYTYPE_P(10), &s.n_excl_pat, &s.excl_pat_null);
+	if (!PG_ARGISNULL(11))
+	{
+		s.has_class_mask = true;
+		s.class_mask = PG_GETARG_INT32(11);
+	}
+	if (!PG_ARGISNULL(12))
+	{
+		s.has_dmin = true;
+		s.dmin = PG_GETARG_FLOAT8(12);
+	}
+	if (!PG_ARGISNULL(13))
+	{
+		s.has_dmax = true;
+		s.dmax = PG_GETARG_FLOAT8(13);
+	}
+	s.restrict_patient = PG_GETARG_BOOL(14);
+	if (s.restrict_patient)
+	{
+		s.only_patient_null = PG_ARGISNULL(15);
+		if (!s.only_patient_null)
+			s.only_patient = PG_GETARG_INT32(15);
+	}
+	if (!PG_ARGISNULL(16))
+	{
+		bool		ignored;
+
+		s.skip = sorted_int4s(PG_GETARG_ARRAYTYPE_P(16), &s.n_skip, &ignored);
+	}
+	s.filtering = s.has_exclude_case || s.excl_pat_null || s.n_excl_pat > 0 || s.has_class_mask ||
+		s.has_dmin || s.has_dmax || s.restrict_patient;
+	s.heap = palloc(sizeof(Hit) * (s.k > 0 ? s.k : 1));
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	rel = table_open(relid, AccessShareLock);
+	td = RelationGetDescr(rel);
+	att_model = attnum_of(td, "model_id");
+	att_data = attnum_of(td, "data");
+	if (TupleDescAttr(td, att_model - 1)->atttypid != INT4OID || TupleDescAttr(td, att_data - 1)->atttypid != BYTEAOID)
+		elog(ERROR, "fcdn_search: blocks table needs model_id int4 and data bytea");
+	ScanKeyInit(&key, att_model, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(model_id));
+	scan = table_beginscan(rel, GetActiveSnapshot(), 1, &key);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, att_data, td, &isnull);
+		struct varlena *v,
+				   *raw;
+
+		CHECK_FOR_INTERRUPTS();
+		seen = true;
+		if (isnull || s.k == 0)
+			continue;
+		raw = (struct varlena *) DatumGetPointer(d);
+		v = VARATT_IS_EXTENDED(raw) ? pg_detoast_datum_packed(raw) : raw;
+		kernel(&s, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+		if (v != raw)
+			pfree(v);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!seen)
+		ereport(ERROR,
+				(errcode(MAKE_SQLSTATE('F', 'C', 'B', '0', '1')),
+				 errmsg("fcdn_search: no blocks for model %d", model_id),
+				 errhint("Build them with fcdn_search.rebuild_blocks(model_id).")));
+
+	qsort(s.heap, s.n, sizeof(Hit), cmp_hit_qsort);
+	for (i = 0; i < s.n; i++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		values[0] = Int32GetDatum(s.heap[i].case_id);
+		values[1] = Int32GetDatum(s.heap[i].dl);
+		values[2] = Int32GetDatum(s.heap[i].dm);
+		values[3] = Int32GetDatum(s.heap[i].dd);
+		values[4] = Float8GetDatum(s.heap[i].joint);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(fcdn_pack_case);
+
+/*
+ * fcdn_pack_case(case_id int4, patient_id int4, class int4, diameter_mm float8, middle0 int8,
+ *                shallow int8[], deep int8[]) RETURNS bytea: one case record (layout above).
+ */
+Datum
+fcdn_pack_case(PG_FUNCTION_ARGS)
+{
+	int			nsh,
+				ndp,
+				cls;
+	uint64	   *sh,
+			   *dp;
+	bytea	   *out;
+	char	   *p;
+	int32		v32;
+	uint64		m0;
+	double		diam = 0;
+	uint8		flags = 0;
+
+	REQUIRE(0, "case_id");
+	REQUIRE(1, "patient_id");
+	REQUIRE(2, "class");
+	REQUIRE(4, "middle0");
+	REQUIRE(5, "shallow");
+	REQUIRE(6, "deep");
+	sh = int8s(PG_GETARG_ARRAYTYPE_P(5), &nsh, "shallow");
+	dp = int8s(PG_GETARG_ARRAYTYPE_P(6), &ndp, "deep");
+	if (nsh != ndp || nsh > 255)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("fcdn_search: a case needs 1..255 slices with both codes")));
+	cls = PG_GETARG_INT32(2);
+	if (cls < 0 || cls > 3)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("fcdn_search: class must be 0..3")));
+	if (PG_ARGISNULL(3))
+		flags |= FLAG_DIAM_NULL;
+	else
+		diam = PG_GETARG_FLOAT8(3);
+	m0 = (uint64) PG_GETARG_INT64(4);
+
+	out = palloc0(VARHDRSZ + REC_HEAD + 16 * nsh);
+	SET_VARSIZE(out, VARHDRSZ + REC_HEAD + 16 * nsh);
+	p = VARDATA(out);
+	v32 = PG_GETARG_INT32(0);
+	memcpy(p, &v32, 4);
+	v32 = PG_GETARG_INT32(1);
+	memcpy(p + 4, &v32, 4);
+	p[8] = (char) cls;
+	p[9] = (char) nsh;
+	p[10] = (char) flags;
+	memcpy(p + 16, &diam, 8);
+	memcpy(p + 24, &m0, 8);
+	memcpy(p + REC_HEAD, sh, 8 * nsh);
+	memcpy(p + REC_HEAD + 8 * nsh, dp, 8 * nsh);
+	PG_RETURN_BYTEA_P(out);
+}
