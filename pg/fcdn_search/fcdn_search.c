@@ -29,6 +29,8 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
@@ -40,15 +42,37 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 PG_MODULE_MAGIC;
+
+/* fcdn_search.threads: threads one search uses (the backend itself and threads-1 helpers). */
+static int	fcdn_threads = 2;
+/* fcdn_search.min_blocks_per_thread: fewer blocks than this per thread are scanned by one. */
+static int	fcdn_min_blocks_per_thread = 8;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("fcdn_search.threads",
+							"Threads one fcdn_search.topk call scans blocks with.",
+							"Helper threads run plain C over pinned buffer pages only (no Postgres calls).",
+							&fcdn_threads, 2, 1, 64, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("fcdn_search.min_blocks_per_thread",
+							"Blocks per thread below which fewer threads are used.",
+							NULL, &fcdn_min_blocks_per_thread, 8, 1, 1000000, PGC_USERSET, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("fcdn_search");
+}
 
 #define REC_HEAD 32
 #define FLAG_DIAM_NULL 1
@@ -97,7 +121,14 @@ typedef struct
 	int			k;
 	int			n;
 	Hit		   *heap;
+	bool		corrupt;		/* a record overran its block (reported after the threads) */
 } Search;
+
+typedef struct
+{
+	const char *data;
+	size_t		len;
+} BlockRef;
 
 static inline uint64
 load64(const char *p)
@@ -299,7 +330,10 @@ eligible(const Search *s, const char *rec)
 		int			dm, dl, dd, i, j; \
 		double		jm, part, joint; \
 		if (unlikely(next > end)) \
-			elog(ERROR, "fcdn_search: corrupt block (record overruns)"); \
+		{ \
+			s->corrupt = true; \
+			break; \
+		} \
 		if (si < s->n_skip) \
 		{ \
 			while (si < s->n_skip && s->skip[si] < case_id) si++; \
@@ -466,6 +500,99 @@ attnum_of(TupleDesc td, const char *name)
 #define REQUIRE(n, what) \
 	do { if (PG_ARGISNULL(n)) ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("fcdn_search: %s must not be NULL", what))); } while (0)
 
+typedef struct
+{
+	Search		s;
+	const BlockRef *blocks;
+	int			from,
+				to;
+	ScanBlockFn kernel;
+} Part;
+
+static void
+scan_part(Part *p)
+{
+	int			b;
+
+	for (b = p->from; b < p->to && !p->s.corrupt; b++)
+		p->kernel(&p->s, p->blocks[b].data, p->blocks[b].len);
+}
+
+static void *
+scan_part_thread(void *arg)
+{
+	scan_part((Part *) arg);
+	return NULL;
+}
+
+/*
+ * Scans the blocks with up to fcdn_search.threads threads, each over a contiguous share into its
+ * own top-k heap (plain C only: no palloc, no elog, no Postgres call; all signals blocked, so the
+ * backend's handlers only ever run in the backend's own thread), then merges the heaps into s.
+ * A thread that cannot be started has its share scanned here.
+ */
+static void
+scan_blocks(Search *s, const BlockRef *blocks, int nblocks, ScanBlockFn kernel)
+{
+	int			nthreads = Min(fcdn_threads, Max(1, nblocks / Max(1, fcdn_min_blocks_per_thread)));
+	Part	   *parts;
+	pthread_t  *tids;
+	bool	   *started;
+	int			t,
+				i;
+
+	if (nthreads <= 1)
+	{
+		Part		one = {.s = *s,.blocks = blocks,.from = 0,.to = nblocks,.kernel = kernel};
+
+		scan_part(&one);
+		*s = one.s;
+		return;
+	}
+	parts = palloc(sizeof(Part) * nthreads);
+	tids = palloc(sizeof(pthread_t) * nthreads);
+	started = palloc0(sizeof(bool) * nthreads);
+	for (t = 0; t < nthreads; t++)
+	{
+		parts[t].s = *s;
+		parts[t].s.n = 0;
+		parts[t].s.heap = palloc(sizeof(Hit) * Max(1, s->k));
+		parts[t].blocks = blocks;
+		parts[t].from = (int) ((int64) nblocks * t / nthreads);
+		parts[t].to = (int) ((int64) nblocks * (t + 1) / nthreads);
+		parts[t].kernel = kernel;
+	}
+	{
+		sigset_t	all,
+					old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		for (t = 1; t < nthreads; t++)
+			started[t] = pthread_create(&tids[t], NULL, scan_part_thread, &parts[t]) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	scan_part(&parts[0]);
+	for (t = 1; t < nthreads; t++)
+	{
+		if (started[t])
+			pthread_join(tids[t], NULL);
+		else
+			scan_part(&parts[t]);
+	}
+	s->n = 0;
+	for (t = 0; t < nthreads; t++)
+	{
+		s->corrupt |= parts[t].s.corrupt;
+		for (i = 0; i < parts[t].s.n; i++)
+		{
+			Hit		   *h = &parts[t].s.heap[i];
+
+			offer(s, h->joint, h->dm, h->case_id, h->dl, h->dd);
+		}
+	}
+}
+
 PG_FUNCTION_INFO_V1(fcdn_topk);
 
 /*
@@ -498,6 +625,11 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	HeapTuple	tup;
 	bool		seen = false;
 	ScanBlockFn kernel = choose_kernel();
+	BlockRef   *blocks;
+	Buffer	   *pins;
+	int			nblocks = 0,
+				npins = 0,
+				cap;
 
 	REQUIRE(0, "blocks");
 	REQUIRE(1, "model_id");
@@ -570,6 +702,10 @@ fcdn_topk(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 
+	/*
+	 * Collect the model's blocks. Each stays pinned (IncrBufferRefCount) until the scan is over, so
+	 * its bytes stay put while helper threads read them; tuple data is never changed in place.
+	 */
 	rel = table_open(relid, AccessShareLock);
 	td = RelationGetDescr(rel);
 	att_model = attnum_of(td, "model_id");
@@ -578,26 +714,50 @@ fcdn_topk(PG_FUNCTION_ARGS)
 		elog(ERROR, "fcdn_search: blocks table needs model_id int4 and data bytea");
 	ScanKeyInit(&key, att_model, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(model_id));
 	scan = table_beginscan(rel, GetActiveSnapshot(), 1, &key);
+	cap = 1024;
+	blocks = palloc(sizeof(BlockRef) * cap);
+	pins = palloc(sizeof(Buffer) * cap);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		isnull;
 		Datum		d = heap_getattr(tup, att_data, td, &isnull);
-		struct varlena *v,
-				   *raw;
+		struct varlena *v;
 
 		CHECK_FOR_INTERRUPTS();
 		seen = true;
-		if (isnull || s.k == 0)
+		if (isnull)
 			continue;
-		raw = (struct varlena *) DatumGetPointer(d);
-		v = VARATT_IS_EXTENDED(raw) ? pg_detoast_datum_packed(raw) : raw;
-		kernel(&s, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
-		if (v != raw)
-			pfree(v);
+		if (nblocks == cap)
+		{
+			cap *= 2;
+			blocks = repalloc(blocks, sizeof(BlockRef) * cap);
+			pins = repalloc(pins, sizeof(Buffer) * cap);
+		}
+		v = (struct varlena *) DatumGetPointer(d);
+		if (VARATT_IS_EXTENDED(v))
+			v = pg_detoast_datum_packed(v); /* a private copy (never for STORAGE PLAIN rows) */
+		else
+		{
+			Buffer		buf = ((HeapScanDesc) scan)->rs_cbuf;
+
+			IncrBufferRefCount(buf);
+			pins[npins++] = buf;
+		}
+		blocks[nblocks].data = VARDATA_ANY(v);
+		blocks[nblocks].len = VARSIZE_ANY_EXHDR(v);
+		nblocks++;
 	}
 	table_endscan(scan);
+
+	if (s.k > 0 && nblocks > 0)
+		scan_blocks(&s, blocks, nblocks, kernel);
+
+	for (i = 0; i < npins; i++)
+		ReleaseBuffer(pins[i]);
 	table_close(rel, AccessShareLock);
 
+	if (s.corrupt)
+		elog(ERROR, "fcdn_search: corrupt block (a record overruns it)");
 	if (!seen)
 		ereport(ERROR,
 				(errcode(MAKE_SQLSTATE('F', 'C', 'B', '0', '1')),
