@@ -137,7 +137,7 @@ test('the model card is read, validated and checked against the file sha256', as
   const tampered = await variant('tampered', { bytes: (b) => Buffer.concat([b, Buffer.from([0])]) });
   await assert.rejects(FcdnEncoder.load(tampered, 'cpu'), (e: unknown) => {
     assert.ok(e instanceof ModelLoadError);
-    assert.match(e.message, /does not match its card: sha256 is [0-9a-f]{64}, the card says bc915f/);
+    assert.ok(e.message.includes(`does not match its card: sha256 is`) && e.message.includes(`the card says ${loaded.card.sha256}`), e.message);
     return true;
   });
   const corruptNoSha = await variant('corrupt', { bytes: (b) => b.subarray(0, 5000), card: (c) => ({ ...c, sha256: undefined }) });
