@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
@@ -39,6 +40,7 @@
 #include "access/stratnum.h"
 #include "access/tableam.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -49,6 +51,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
@@ -329,6 +332,7 @@ eligible(const Search *s, const char *rec)
 		const char *next = dp + 8 * ns; \
 		int			dm, dl, dd, i, j; \
 		double		jm, part, joint; \
+		__builtin_prefetch(p + 640); \
 		if (unlikely(next > end)) \
 		{ \
 			s->corrupt = true; \
@@ -515,7 +519,18 @@ scan_part(Part *p)
 	int			b;
 
 	for (b = p->from; b < p->to && !p->s.corrupt; b++)
+	{
+		/* Blocks lie on scattered buffer pages: start fetching the next one's head now. */
+		if (b + 1 < p->to)
+		{
+			const char *nx = p->blocks[b + 1].data;
+			int			o;
+
+			for (o = 0; o < 640; o += 64)
+				__builtin_prefetch(nx + o);
+		}
 		p->kernel(&p->s, p->blocks[b].data, p->blocks[b].len);
+	}
 }
 
 static void *
@@ -621,8 +636,10 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	AttrNumber	att_model,
 				att_data;
 	ScanKeyData key;
-	TableScanDesc scan;
-	HeapTuple	tup;
+	IndexScanDesc scan;
+	Relation	irel;
+	Oid			pkey;
+	TupleTableSlot *slot;
 	bool		seen = false;
 	ScanBlockFn kernel = choose_kernel();
 	BlockRef   *blocks;
@@ -703,8 +720,10 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	/*
-	 * Collect the model's blocks. Each stays pinned (IncrBufferRefCount) until the scan is over, so
-	 * its bytes stay put while helper threads read them; tuple data is never changed in place.
+	 * Collect the model's blocks through the primary key (model_id, block_no): only this model's
+	 * live rows are visited, not the pages of other models or the ones a rebuild emptied. Each
+	 * block's page stays pinned (IncrBufferRefCount) until the scan is over, so its bytes stay
+	 * put while helper threads read them; tuple data is never changed in place.
 	 */
 	rel = table_open(relid, AccessShareLock);
 	td = RelationGetDescr(rel);
@@ -712,18 +731,27 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	att_data = attnum_of(td, "data");
 	if (TupleDescAttr(td, att_model - 1)->atttypid != INT4OID || TupleDescAttr(td, att_data - 1)->atttypid != BYTEAOID)
 		elog(ERROR, "fcdn_search: blocks table needs model_id int4 and data bytea");
-	ScanKeyInit(&key, att_model, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(model_id));
-	scan = table_beginscan(rel, GetActiveSnapshot(), 1, &key);
+	pkey = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(pkey))
+		elog(ERROR, "fcdn_search: the blocks table needs a primary key (model_id, block_no)");
+	irel = index_open(pkey, AccessShareLock);
+	if (irel->rd_index->indnatts < 1 || irel->rd_index->indkey.values[0] != att_model)
+		elog(ERROR, "fcdn_search: the blocks table's primary key must start with model_id");
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(model_id));
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, irel, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
 	cap = 1024;
 	blocks = palloc(sizeof(BlockRef) * cap);
 	pins = palloc(sizeof(Buffer) * cap);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
-		Datum		d = heap_getattr(tup, att_data, td, &isnull);
+		Datum		d;
 		struct varlena *v;
 
 		CHECK_FOR_INTERRUPTS();
+		d = slot_getattr(slot, att_data, &isnull);
 		seen = true;
 		if (isnull)
 			continue;
@@ -734,11 +762,11 @@ fcdn_topk(PG_FUNCTION_ARGS)
 			pins = repalloc(pins, sizeof(Buffer) * cap);
 		}
 		v = (struct varlena *) DatumGetPointer(d);
-		if (VARATT_IS_EXTENDED(v))
-			v = pg_detoast_datum_packed(v); /* a private copy (never for STORAGE PLAIN rows) */
+		if (VARATT_IS_EXTENDED(v) || !TTS_IS_BUFFERTUPLE(slot) || !BufferIsValid(((BufferHeapTupleTableSlot *) slot)->buffer))
+			v = pg_detoast_datum_copy(v);	/* a private copy (never for STORAGE PLAIN rows) */
 		else
 		{
-			Buffer		buf = ((HeapScanDesc) scan)->rs_cbuf;
+			Buffer		buf = ((BufferHeapTupleTableSlot *) slot)->buffer;
 
 			IncrBufferRefCount(buf);
 			pins[npins++] = buf;
@@ -747,7 +775,9 @@ fcdn_topk(PG_FUNCTION_ARGS)
 		blocks[nblocks].len = VARSIZE_ANY_EXHDR(v);
 		nblocks++;
 	}
-	table_endscan(scan);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(irel, AccessShareLock);
 
 	if (s.k > 0 && nblocks > 0)
 		scan_blocks(&s, blocks, nblocks, kernel);
