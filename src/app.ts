@@ -58,14 +58,7 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
     const secret = config.urlSecret ?? crypto.createHash('sha256').update(`image-urls:${keys.map((k) => k.key).sort().join(',')}`).digest('hex');
     const signer = new ImageUrlSigner(Buffer.from(secret));
 
-    const store = await createObjectStore({
-      dataDir: config.dataDir,
-      s3Endpoint: config.s3?.endPoint,
-      s3AccessKey: config.s3?.accessKey,
-      s3SecretKey: config.s3?.secretKey,
-      s3Bucket: config.s3?.bucket,
-      s3Region: config.s3?.region,
-    });
+    const store = await createObjectStore(config);
     const metrics = createMetrics();
     const repos = createRepositories(db.prisma);
     let worker: ReindexWorker | null = null;

@@ -21,7 +21,7 @@ if (!config.databaseUrl) {
 const db = await openDatabase({ databaseUrl: config.databaseUrl });
 await migrate(db.raw);
 const repos = createRepositories(db.prisma);
-const store = await createObjectStore({ dataDir: config.dataDir, s3Endpoint: config.s3?.endPoint, s3AccessKey: config.s3?.accessKey, s3SecretKey: config.s3?.secretKey, s3Bucket: config.s3?.bucket, s3Region: config.s3?.region });
+const store = await createObjectStore(config);
 const models = new ModelService(repos, (p) => FcdnEncoder.load(p, config.executionProvider, log));
 const worker = new ReindexWorker(repos, models, store, prepareSlice, log, { ...config.reindex, pollMs: 2000 });
 worker.start();

@@ -18,11 +18,11 @@ import { BadInputError, NotFoundError } from '../../src/errors.ts';
 import {
   createObjectStore,
   FilesystemObjectStore,
-  objectStoreConfigFromEnv,
   parseEndpoint,
   S3ObjectStore,
   type ObjectStore,
 } from '../../src/storage/index.ts';
+import { loadConfig } from '../../src/config.ts';
 import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
 
 const PNG = 'image/png';
@@ -302,26 +302,26 @@ describe('S3ObjectStore', () => {
 
 describe('createObjectStore / configuration', () => {
   it('without S3_ENDPOINT: filesystem under <FCDN_DATA_DIR>/objects', async () => {
-    const cfg = objectStoreConfigFromEnv({ FCDN_DATA_DIR: '/tmp/fcdn-data-x' });
-    assert.equal(cfg.s3Endpoint, undefined);
+    const cfg = loadConfig({ FCDN_DATA_DIR: '/tmp/fcdn-data-x' });
+    assert.equal(cfg.s3, undefined);
     const s = await createObjectStore(cfg);
     assert.equal(s.kind, 'filesystem');
     assert.equal((s as FilesystemObjectStore).rootDir, path.resolve('/tmp/fcdn-data-x/objects'));
-    assert.equal(objectStoreConfigFromEnv({}).dataDir, './data');
-    assert.equal(objectStoreConfigFromEnv({ S3_ENDPOINT: '' }).s3Endpoint, undefined);
+    assert.equal(loadConfig({}).dataDir, path.resolve('./data'));
+    assert.equal(loadConfig({ S3_ENDPOINT: '' }).s3, undefined);
   });
 
   it('with S3_ENDPOINT: S3, bucket from S3_BUCKET; keys required', async () => {
     const s3 = await startS3rver();
     try {
       const s = await createObjectStore(
-        objectStoreConfigFromEnv({ S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_BUCKET: 'cfg-bucket' }),
+        loadConfig({ S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_BUCKET: 'cfg-bucket' }),
       );
       assert.equal(s.kind, 's3');
       assert.equal((s as S3ObjectStore).bucket, 'cfg-bucket');
       await s.put('a/b.png', bytes(5), PNG);
       assert.deepEqual(await s.get('a/b.png'), bytes(5));
-      await assert.rejects(createObjectStore({ dataDir: '.', s3Endpoint: s3.endpoint }), /S3_ACCESS_KEY or S3_SECRET_KEY/);
+      await assert.rejects(createObjectStore(loadConfig({ S3_ENDPOINT: s3.endpoint })), /S3_ACCESS_KEY or S3_SECRET_KEY/);
     } finally {
       await s3.close();
     }
