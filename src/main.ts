@@ -8,6 +8,11 @@ const config = loadConfig();
 try {
   const service = await startService(config);
   const server = http.createServer(service.handler);
+  server.on('error', async (err) => {
+    console.error(`fcdn: cannot listen on port ${config.port}: ${err.message}`);
+    await service.close().catch(() => {});
+    process.exit(1);
+  });
   server.listen(config.port, () => {
     const { port } = server.address() as AddressInfo;
     service.log.info({ port, database: service.db.kind }, `listening on http://localhost:${port}/graphql`);
