@@ -148,6 +148,8 @@ def main(argv=None):
     ap.add_argument("--markdown", help="write the tables to this markdown file")
     ap.add_argument("--json", help="write all numbers to this JSON file")
     ap.add_argument("--dump-codes", help="write validation cases' 64-bit codes + labels here")
+    ap.add_argument("--update-card", action="store_true",
+                    help="also record the baseline rows in the card's metrics (sha256 unchanged)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
@@ -183,6 +185,15 @@ def main(argv=None):
     print(json.dumps({"fcdn": m["summary"], "random": m["random"],
                       "baselines_map64": {k: round(v[64]["map"], 4) for k, v in brows.items()}},
                      indent=1))
+    if args.update_card:
+        card_path = os.path.splitext(args.model)[0] + ".json"
+        if not card.get("metrics"):
+            card["metrics"] = {}
+        card["metrics"]["baselines"] = brows
+        card["metrics"]["random"] = m["random"]
+        with open(card_path, "w") as f:
+            json.dump(card, f, indent=2)
+            f.write("\n")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(m, f, indent=1)

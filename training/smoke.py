@@ -34,7 +34,8 @@ def main(argv=None):
     x, m, lab = phantom_batch(64, seed=args.seed)
     diam = lab["diameter_px"].astype(np.float64)
     y = lab["malignant"]
-    hp = SimpleNamespace(mse_lambda=1.0, hash_weight=1.0, class_weight=1.0, label_smoothing=0.1)
+    hp = SimpleNamespace(mse_lambda=1.0, hash_weight=1.0, class_weight=1.0, label_smoothing=0.1,
+                         class_dropout=0.0)
     targets = SizeTargets(diam)
     model = FCDN()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.999), eps=1e-8,

@@ -24,6 +24,6 @@ print("  joint64 map %.4f p@10 %.4f gap %.2f | map24-64 joint %s L4 %s L17 %s L2
     r["joint"]["64"]["map"] if "64" in r["joint"] else r["joint"][64]["map"],
     *(lambda j: (j["p@10"], j["diameter_gap_mm"]))(r["joint"].get("64") or r["joint"][64]),
     *[[round(v["map"], 3) for v in r[n].values()] for n in ("joint", "shallow", "middle", "deep")],
-    m["distinct_codes_64"]["centre_slices_of_cases"]))
+    m["distinct_codes_64"]["centre_slices_of_cases"]), "auc", m.get("class_logit_auc"))
 PY
 done

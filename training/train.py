@@ -80,7 +80,7 @@ def augment(img, mask, rng, segment_context_p: float, is_daco: bool):
 
 
 # ---------------------------------------------------------------- training
-def step_loss(out, mask, label, diameter, targets: SizeTargets, args):
+def step_loss(out, mask, label, diameter, targets: SizeTargets, args, model_heads=None):
     """Total loss of one batch: per-pixel BCE + lambda * pixel MSE (eq. 3-12), the size
     bits toward their thermometer targets and each tap's class logit (eq. 15)."""
     device = mask.device
@@ -101,6 +101,11 @@ def step_loss(out, mask, label, diameter, targets: SizeTargets, args):
     ys = y.clamp(min=0).float() * (1 - args.label_smoothing) + args.label_smoothing / 2
     cl = 0.0
     for tap, s_ in out["class_logits"].items():
+        if args.class_dropout > 0:
+            # dropout on the pooled features seen by the class direction only: with ~450
+            # training nodules the class direction otherwise leans on a few features
+            head = model_heads[tap]
+            s_ = head.cls(F.dropout(out["features"][tap], args.class_dropout))[:, 0]
         bce = F.binary_cross_entropy_with_logits(s_, ys, weight=known, reduction="sum")
         cl = cl + bce / known.sum().clamp(min=1)
     cl = cl / len(out["class_logits"])
@@ -154,7 +159,7 @@ def train(args):
             m = torch.from_numpy(np.stack(ms)[:, None]).to(device)
             ni = np.array([pairs[j][0] for j in idx])
             out = model(x)
-            loss, seg, hl, cl = step_loss(out, m, labels[ni], diam[ni], targets, args)
+            loss, seg, hl, cl = step_loss(out, m, labels[ni], diam[ni], targets, args, model.heads)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -188,6 +193,8 @@ def main(argv=None):
     ap.add_argument("--hash-weight", type=float, default=1.0)
     ap.add_argument("--class-weight", type=float, default=1.0)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--class-dropout", type=float, default=0.0,
+                    help="dropout on the pooled features for the class loss only")
     compose.add_arguments(ap)
     ap.add_argument("--md-radius", type=int, default=2, help="md882 slices used: centre +- this")
     ap.add_argument("--segment-context-p", type=float, default=0.5)
