@@ -22,10 +22,12 @@ import lidc  # noqa: E402
 import retrieval as R  # noqa: E402
 
 
-def feats(n):
+def feats(n, central_only=False):
+    """central_only: the largest area over the case's 3 central slices (what a query has)
+    instead of over all the nodule's slices."""
     m = n.masks[n.centre]
     c = n.slices[n.centre]
-    areas = [mm.sum() for mm in n.masks]
+    areas = [n.masks[i].sum() for i in (n.case_slices(1) if central_only else range(len(n.masks)))]
     inside = c[m > 0] if m.sum() else np.zeros(1)
     return [np.sqrt(max(areas)), np.sqrt(m.sum()), inside.mean(), inside.std(), float(n.subset == "daco134")]
 
@@ -35,6 +37,7 @@ def main(argv=None):
     ap.add_argument("--data", required=True)
     ap.add_argument("--val-fraction", type=float, default=0.25)
     ap.add_argument("--split-seed", type=int, default=0)
+    ap.add_argument("--checkpoint", help="also rank by P(same class) from this FCDN's class logits")
     args = ap.parse_args(argv)
     nod = lidc.load_nodules(args.data)
     tr, va = lidc.split_patients(nod, args.val_fraction, args.split_seed)
@@ -78,6 +81,34 @@ def main(argv=None):
             B = np.concatenate([cb, X[:, :1] > th[None]], 1)
             run(R.slice_hamming(B, B).astype(float),
                 f"logistic as 64-bit code: {nc} class bits (sigma {sigma}) + {ns} size bits")
+    # the same logistic regression seeing only the 3 central slices of each case
+    X3 = np.array([feats(n, True) for n in V])
+    Xt3 = np.array([feats(n, True) for n in T])
+    mu, sd = Xt3.mean(0), Xt3.std(0) + 1e-6
+    Z = (Xt3 - mu) / sd
+    w = np.zeros(Z.shape[1] + 1)
+    for _ in range(3000):
+        p = 1 / (1 + np.exp(-(Z @ w[:-1] + w[-1])))
+        g = p - yt
+        w[:-1] -= 0.1 * Z.T @ g / len(g)
+        w[-1] -= 0.1 * g.mean()
+    pv = 1 / (1 + np.exp(-(((X3 - mu) / sd) @ w[:-1] + w[-1])))
+    auc = (pv[lab == 1][:, None] > pv[lab == 0][None]).mean()
+    print(f"logistic regression, 3 central slices only: validation AUC {auc:.3f}")
+    run(np.abs(X3[:, :1] - X3[:, :1].T), "largest area of the 3 central slices")
+    run(-(pv[:, None] * pv[None] + (1 - pv[:, None]) * (1 - pv[None])),
+        "logistic, 3 central slices: P(same class)")
+    if args.checkpoint:
+        from evaluate import encode_cases
+        from export import load_checkpoint
+        model, _ = load_checkpoint(args.checkpoint)
+        enc = encode_cases(model, V)
+        for tap in ("shallow", "middle", "deep"):
+            sc = enc["class_logits"][tap][enc["centre_rows"]]
+            p = 1 / (1 + np.exp(-sc))
+            auc = (sc[lab == 1][:, None] > sc[lab == 0][None]).mean()
+            run(-(p[:, None] * p[None] + (1 - p[:, None]) * (1 - p[None])),
+                f"FCDN {tap} class logit (AUC {auc:.3f}): P(same class)")
 
 
 if __name__ == "__main__":
