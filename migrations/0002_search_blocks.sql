@@ -113,7 +113,8 @@ CREATE TRIGGER fcdn_search_codes_truncate AFTER TRUNCATE ON slice_codes
 --   * in READ COMMITTED it takes SHARE locks on nodule_cases and slice_codes first (writers wait).
 -- Cases without codes for the centre slice (offset 0) are left out, as the plain SQL leaves them
 -- out. Records are placed by a running byte sum: a block ends within ~7 KB + one record, so a row
--- fits one page (cases have 1..64 slices, 32 + 16 bytes per slice).
+-- fits one page (cases have 1..64 slices, 32 + 16 bytes per slice; pack_block's layout is no
+-- larger than the records it is made of).
 CREATE FUNCTION fcdn_search.rebuild_blocks(p_model integer, p_block_bytes integer DEFAULT 7000)
 RETURNS TABLE (built_cases integer, built_blocks integer, built_bytes bigint)
 LANGUAGE plpgsql AS $$
@@ -149,7 +150,7 @@ BEGIN
     SELECT r.case_id, r.rec, ((sum(length(r.rec)) OVER (ORDER BY r.case_id) - 1) / p_block_bytes)::integer AS block_no
     FROM recs r
   )
-  SELECT p_model, pl.block_no, count(*)::integer, string_agg(pl.rec, ''::bytea ORDER BY pl.case_id)
+  SELECT p_model, pl.block_no, count(*)::integer, fcdn_search.pack_block(string_agg(pl.rec, ''::bytea ORDER BY pl.case_id))
   FROM placed pl
   GROUP BY pl.block_no;
   -- At least one row per built model: "no row at all" means "not built" to fcdn_search.topk.

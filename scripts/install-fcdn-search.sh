@@ -65,7 +65,7 @@ if psql_q -d "$scratch" -At >/dev/null <<'SQL'
 CREATE SCHEMA fcdn_search;
 CREATE EXTENSION fcdn_search SCHEMA fcdn_search;
 CREATE TABLE b (model_id int4, block_no int4, data bytea, PRIMARY KEY (model_id, block_no));
-INSERT INTO b VALUES (1, 0, fcdn_search.pack_case(7, 1, 1, 5.0, 3, '{1,2}', '{4,8}'));
+INSERT INTO b VALUES (1, 0, fcdn_search.pack_block(fcdn_search.pack_case(7, 1, 1, 5.0, 3, '{1,2}', '{4,8}')));
 DO $$ BEGIN
   IF (SELECT joint FROM fcdn_search.topk('b', 1, '{0}', 0, '{0}', 1, 1, 1, 10, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL)) <> 4 THEN
     RAISE 'fcdn_search gives a wrong distance';

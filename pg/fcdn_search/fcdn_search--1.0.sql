@@ -22,3 +22,10 @@ CREATE FUNCTION @extschema@.pack_case(
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'fcdn_pack_case'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- The records of one block (concatenated in ascending case_id) in the scan's layout 2: columns,
+-- with per-case reference codes and spreads for the lower bound (fcdn_search.c).
+CREATE FUNCTION @extschema@.pack_block(records bytea)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'fcdn_pack_block'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

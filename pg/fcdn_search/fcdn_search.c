@@ -101,6 +101,8 @@ typedef struct
 				wm,
 				wd;
 	bool		prune;			/* all weights finite and >= 0: partial sums bound joint */
+	int			rq_s,			/* max_i H(q_shallow[i], q_shallow[0]) */
+				rq_d;			/* max_i H(q_deep[i], q_deep[0]) */
 	/* filters */
 	bool		filtering;
 	bool		has_exclude_case;
@@ -124,7 +126,8 @@ typedef struct
 	int			k;
 	int			n;
 	Hit		   *heap;
-	bool		corrupt;		/* a record overran its block (reported after the threads) */
+	bool		corrupt;		/* a block is malformed (reported after the threads) */
+	bool		old_format;		/* a block of an older layout: rebuild (reported as "no blocks") */
 } Search;
 
 typedef struct
@@ -275,13 +278,8 @@ contains_sorted(const int32 *a, int n, int32 v)
 
 /* The eligibility filters of the plain SQL (search-sql.ts), with SQL's NULL semantics. */
 static bool
-eligible(const Search *s, const char *rec)
+eligible(const Search *s, int32 case_id, int32 patient_id, uint8 cls, uint8 flags, const char *diam)
 {
-	int32		case_id = load32(rec);
-	int32		patient_id = load32(rec + 4);
-	uint8		cls = (uint8) rec[8];
-	uint8		flags = (uint8) rec[10];
-
 	if (s->has_exclude_case && case_id == s->exclude_case)
 		return false;
 	if (s->excl_pat_null)
@@ -296,7 +294,7 @@ eligible(const Search *s, const char *rec)
 
 		if (flags & FLAG_DIAM_NULL)
 			return false;
-		d = loadf8(rec + 16);
+		d = loadf8(diam);
 		if (s->has_dmin && cmp_f8(d, s->dmin) < 0)
 			return false;
 		if (s->has_dmax && cmp_f8(d, s->dmax) > 0)
@@ -308,80 +306,195 @@ eligible(const Search *s, const char *rec)
 }
 
 /*
+ * Block layout 2 (fcdn_search.pack_block turns the concatenated case records of a rebuild into
+ * it): columns, so that the hot part of a case is 31 bytes and its slice codes are read only
+ * when its lower bound does not rule it out.
+ *
+ *   uint32 magic 'FCB2', uint32 n (cases), uint32 m (slices), uint32 0
+ *   int32  case_id[n]            ascending
+ *   uint8  nslices[n], rs[n], rd[n], class[n], flags[n]
+ *   uint64 middle0[n]            layer 17 of the centre slice
+ *   uint64 s_ref[n], d_ref[n]    layers 4 and 25 of the case's first slice (its reference)
+ *   int32  patient_id[n]
+ *   float8 diameter_mm[n]
+ *   uint64 shallow[m - n], deep[m - n]   the other slices, case after case
+ * rs / rd: max over the case's slices of H(code, reference code) for layers 4 / 25.
+ * A 3-slice case takes 77 bytes (the case records it is made of: 80).
+ */
+#define BLOCK_MAGIC 0x32424346	/* "FCB2" */
+
+typedef struct
+{
+	uint32		n,
+				m;
+	const char *case_id,
+			   *nsl,
+			   *rs,
+			   *rd,
+			   *cls,
+			   *flags,
+			   *m0,
+			   *sref,
+			   *dref,
+			   *patient,
+			   *diam,
+			   *sh,
+			   *dp;
+} BlockView;
+
+static inline size_t
+block_size(uint32 n, uint32 m)
+{
+	return 16 + (size_t) n * (4 + 5 + 8 * 3 + 4 + 8) + (size_t) (m - n) * 16;
+}
+
+static bool
+block_view(const char *p, size_t len, BlockView *v)
+{
+	uint32		magic,
+				n,
+				m;
+
+	if (len < 16)
+		return false;
+	memcpy(&magic, p, 4);
+	memcpy(&n, p + 4, 4);
+	memcpy(&m, p + 8, 4);
+	if (magic != BLOCK_MAGIC || m < n || block_size(n, m) != len)
+		return false;
+	v->n = n;
+	v->m = m;
+	v->case_id = p + 16;
+	v->nsl = v->case_id + 4 * (size_t) n;
+	v->rs = v->nsl + n;
+	v->rd = v->rs + n;
+	v->cls = v->rd + n;
+	v->flags = v->cls + n;
+	v->m0 = v->flags + n;
+	v->sref = v->m0 + 8 * (size_t) n;
+	v->dref = v->sref + 8 * (size_t) n;
+	v->patient = v->dref + 8 * (size_t) n;
+	v->diam = v->patient + 4 * (size_t) n;
+	v->sh = v->diam + 8 * (size_t) n;
+	v->dp = v->sh + 8 * (size_t) (m - n);
+	return true;
+}
+
+/*
  * The kernel, compiled twice: with the POPCNT instruction (chosen at run time when the CPU has
- * it) and generic. xor + popcount of 1 + 2*nq*nslices code pairs per case; the running k-th best
- * prunes a case as soon as a partial sum (never larger than the final joint, as all weights
- * are >= 0 and float addition is monotone) already exceeds it.
+ * it) and generic. Per case, once the thread's heap holds k cases, with worst = its k-th best:
+ *   1. DM (one xor + popcount); dropped if wM*DM > worst;
+ *   2. a lower bound from the reference codes alone (triangle inequality: for any slices,
+ *      H(q_i, c_j) >= H(q_0, c_ref) - H(q_i, q_0) - H(c_j, c_ref)), so
+ *      DL >= H(qs_0, s_ref) - rq_s - rs and DD >= H(qd_0, d_ref) - rq_d - rd; dropped if
+ *      (wS*LBL + wM*DM) + wD*LBD > worst;
+ *   3. DL over all slice pairs (unrolled for 3 x 3); dropped if wS*DL + wM*DM > worst;
+ *   4. DD, joint, offered to the heap.
+ * Every bound is computed with the same float8 operations in the same order as the joint, and
+ * rounding is monotone, so a bound above worst means the joint is above worst too (weights >= 0;
+ * otherwise no case is dropped early). Equal values are never dropped: ties reach the heap,
+ * which orders them by (joint, dm, case_id).
  */
 #define SCAN_BLOCK_BODY \
-	const char *end = p + len; \
-	int			si = 0; \
-	if (s->n_skip > 0 && len >= REC_HEAD) \
+	BlockView	v; \
+	uint32		i, \
+				si = 0; \
+	size_t		off = 0; \
+	if (!block_view(p, len, &v)) \
 	{ \
-		int32		first = load32(p); \
+		uint32		magic_ = 0; \
+		if (len >= 4) memcpy(&magic_, p, 4); \
+		if (len > 0 && magic_ != BLOCK_MAGIC) s->old_format = true; else if (len > 0) s->corrupt = true; \
+		return; \
+	} \
+	if (s->n_skip > 0 && v.n > 0) \
+	{ \
+		int32		first = load32(v.case_id); \
 		int			lo = 0, hi = s->n_skip; \
 		while (lo < hi) { int mid = (lo + hi) / 2; if (s->skip[mid] < first) lo = mid + 1; else hi = mid; } \
 		si = lo; \
 	} \
-	while (p + REC_HEAD <= end) \
+	for (i = 0; i < v.n; i++) \
 	{ \
-		int32		case_id = load32(p); \
-		int			ns = (uint8) p[9]; \
-		const char *sh = p + REC_HEAD; \
-		const char *dp = sh + 8 * ns; \
-		const char *next = dp + 8 * ns; \
-		int			dm, dl, dd, i, j; \
+		int32		case_id = load32(v.case_id + 4 * (size_t) i); \
+		int			ns = (uint8) v.nsl[i]; \
+		size_t		o = off; \
+		int			dm, dl, dd, j, q; \
 		double		jm, part, joint; \
-		__builtin_prefetch(p + 640); \
-		if (unlikely(next > end)) \
+		if (unlikely(ns < 1)) { s->corrupt = true; return; } \
+		off += ns - 1; \
+		if (unlikely(off > v.m - v.n)) { s->corrupt = true; return; } \
+		if ((i & 7) == 0) \
 		{ \
-			s->corrupt = true; \
-			break; \
+			__builtin_prefetch(v.case_id + 4 * (size_t) i + 64); \
+			__builtin_prefetch(v.m0 + 8 * (size_t) i + 256); \
+			__builtin_prefetch(v.sref + 8 * (size_t) i + 256); \
+			__builtin_prefetch(v.dref + 8 * (size_t) i + 256); \
+			__builtin_prefetch(v.sh + 8 * o + 512); \
+			__builtin_prefetch(v.sh + 8 * o + 576); \
+			__builtin_prefetch(v.dp + 8 * o + 512); \
+			__builtin_prefetch(v.dp + 8 * o + 576); \
 		} \
-		if (si < s->n_skip) \
+		if (si < (uint32) s->n_skip) \
 		{ \
-			while (si < s->n_skip && s->skip[si] < case_id) si++; \
-			if (si < s->n_skip && s->skip[si] == case_id) { p = next; continue; } \
+			while (si < (uint32) s->n_skip && s->skip[si] < case_id) si++; \
+			if (si < (uint32) s->n_skip && s->skip[si] == case_id) continue; \
 		} \
-		if (s->filtering && !eligible(s, p)) { p = next; continue; } \
-		dm = POPCOUNT(load64(p + 24) ^ s->qm); \
+		if (s->filtering && !eligible(s, case_id, load32(v.patient + 4 * (size_t) i), (uint8) v.cls[i], (uint8) v.flags[i], v.diam + 8 * (size_t) i)) \
+			continue; \
+		dm = POPCOUNT(load64(v.m0 + 8 * (size_t) i) ^ s->qm); \
 		jm = s->wm * (double) dm; \
-		if (s->prune && s->n == s->k && jm > s->heap[0].joint) { p = next; continue; } \
-		if (ns == 3 && s->nq == 3) \
-			dl = MIN9(sh, s->qs); \
-		else \
+		if (s->prune && s->n == s->k) \
 		{ \
-			dl = 64; \
-			for (j = 0; j < ns; j++) \
-			{ \
-				uint64 c = load64(sh + 8 * j); \
-				for (i = 0; i < s->nq; i++) { int d = POPCOUNT(c ^ s->qs[i]); dl = d < dl ? d : dl; } \
-			} \
+			double		worst = s->heap[0].joint; \
+			int			lbl, lbd; \
+			if (jm > worst) continue; \
+			lbl = POPCOUNT(load64(v.sref + 8 * (size_t) i) ^ s->qs[0]) - s->rq_s - (uint8) v.rs[i]; \
+			lbd = POPCOUNT(load64(v.dref + 8 * (size_t) i) ^ s->qd[0]) - s->rq_d - (uint8) v.rd[i]; \
+			lbl = lbl > 0 ? lbl : 0; \
+			lbd = lbd > 0 ? lbd : 0; \
+			if ((s->ws * (double) lbl + jm) + s->wd * (double) lbd > worst) continue; \
 		} \
-		part = s->ws * (double) dl + jm; \
-		if (s->prune && s->n == s->k && part > s->heap[0].joint) { p = next; continue; } \
-		if (ns == 3 && s->nq == 3) \
-			dd = MIN9(dp, s->qd); \
-		else \
 		{ \
-			dd = 64; \
-			for (j = 0; j < ns; j++) \
+			const char *sh = v.sh + 8 * o; \
+			const char *dp = v.dp + 8 * o; \
+			uint64		sr = load64(v.sref + 8 * (size_t) i); \
+			uint64		dr = load64(v.dref + 8 * (size_t) i); \
+			if (ns == 3 && s->nq == 3) \
+				dl = MIN9(sr, sh, s->qs); \
+			else \
 			{ \
-				uint64 c = load64(dp + 8 * j); \
-				for (i = 0; i < s->nq; i++) { int d = POPCOUNT(c ^ s->qd[i]); dd = d < dd ? d : dd; } \
+				dl = 64; \
+				for (j = 0; j < ns; j++) \
+				{ \
+					uint64 c = j == 0 ? sr : load64(sh + 8 * (j - 1)); \
+					for (q = 0; q < s->nq; q++) { int d = POPCOUNT(c ^ s->qs[q]); dl = d < dl ? d : dl; } \
+				} \
+			} \
+			part = s->ws * (double) dl + jm; \
+			if (s->prune && s->n == s->k && part > s->heap[0].joint) continue; \
+			if (ns == 3 && s->nq == 3) \
+				dd = MIN9(dr, dp, s->qd); \
+			else \
+			{ \
+				dd = 64; \
+				for (j = 0; j < ns; j++) \
+				{ \
+					uint64 c = j == 0 ? dr : load64(dp + 8 * (j - 1)); \
+					for (q = 0; q < s->nq; q++) { int d = POPCOUNT(c ^ s->qd[q]); dd = d < dd ? d : dd; } \
+				} \
 			} \
 		} \
 		joint = part + s->wd * (double) dd; \
 		offer(s, joint, dm, case_id, dl, dd); \
-		p = next; \
 	}
 
 #define POPCOUNT(x) __builtin_popcountll(x)
 #define MIN2(a, b) ((a) < (b) ? (a) : (b))
 /* The common case, 3 stored slices against 3 query slices, unrolled: 9 xor + popcount, min. */
-#define MIN9(codes, q) \
+#define MIN9(first, rest, q) \
 	({ \
-		uint64 c0_ = load64((codes)), c1_ = load64((codes) + 8), c2_ = load64((codes) + 16); \
+		uint64 c0_ = (first), c1_ = load64((rest)), c2_ = load64((rest) + 8); \
 		uint64 q0_ = (q)[0], q1_ = (q)[1], q2_ = (q)[2]; \
 		int a_ = MIN2(POPCOUNT(c0_ ^ q0_), POPCOUNT(c0_ ^ q1_)); \
 		int b_ = MIN2(POPCOUNT(c0_ ^ q2_), POPCOUNT(c1_ ^ q0_)); \
@@ -518,7 +631,7 @@ scan_part(Part *p)
 {
 	int			b;
 
-	for (b = p->from; b < p->to && !p->s.corrupt; b++)
+	for (b = p->from; b < p->to && !p->s.corrupt && !p->s.old_format; b++)
 	{
 		/* Blocks lie on scattered buffer pages: start fetching the next one's head now. */
 		if (b + 1 < p->to)
@@ -526,7 +639,7 @@ scan_part(Part *p)
 			const char *nx = p->blocks[b + 1].data;
 			int			o;
 
-			for (o = 0; o < 640; o += 64)
+			for (o = 0; o < 512; o += 64)
 				__builtin_prefetch(nx + o);
 		}
 		p->kernel(&p->s, p->blocks[b].data, p->blocks[b].len);
@@ -599,6 +712,7 @@ scan_blocks(Search *s, const BlockRef *blocks, int nblocks, ScanBlockFn kernel)
 	for (t = 0; t < nthreads; t++)
 	{
 		s->corrupt |= parts[t].s.corrupt;
+		s->old_format |= parts[t].s.old_format;
 		for (i = 0; i < parts[t].s.n; i++)
 		{
 			Hit		   *h = &parts[t].s.heap[i];
@@ -668,6 +782,11 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	if (nqs != nqd)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("fcdn_search: q_shallow and q_deep differ in length")));
 	s.nq = nqs;
+	for (i = 0; i < s.nq; i++)
+	{
+		s.rq_s = Max(s.rq_s, __builtin_popcountll(s.qs[i] ^ s.qs[0]));
+		s.rq_d = Max(s.rq_d, __builtin_popcountll(s.qd[i] ^ s.qd[0]));
+	}
 	s.ws = PG_GETARG_FLOAT8(5);
 	s.wm = PG_GETARG_FLOAT8(6);
 	s.wd = PG_GETARG_FLOAT8(7);
@@ -787,8 +906,8 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	table_close(rel, AccessShareLock);
 
 	if (s.corrupt)
-		elog(ERROR, "fcdn_search: corrupt block (a record overruns it)");
-	if (!seen)
+		elog(ERROR, "fcdn_search: corrupt block for model %d", model_id);
+	if (!seen || s.old_format)
 		ereport(ERROR,
 				(errcode(MAKE_SQLSTATE('F', 'C', 'B', '0', '1')),
 				 errmsg("fcdn_search: no blocks for model %d", model_id),
@@ -864,5 +983,94 @@ fcdn_pack_case(PG_FUNCTION_ARGS)
 	memcpy(p + 24, &m0, 8);
 	memcpy(p + REC_HEAD, sh, 8 * nsh);
 	memcpy(p + REC_HEAD + 8 * nsh, dp, 8 * nsh);
+	PG_RETURN_BYTEA_P(out);
+}
+
+PG_FUNCTION_INFO_V1(fcdn_pack_block);
+
+/*
+ * fcdn_pack_block(records bytea) RETURNS bytea: the case records of fcdn_pack_case, concatenated
+ * in ascending case_id, turned into one block of layout 2 (above).
+ */
+Datum
+fcdn_pack_block(PG_FUNCTION_ARGS)
+{
+	bytea	   *in = PG_GETARG_BYTEA_PP(0);
+	const char *p = VARDATA_ANY(in);
+	size_t		len = VARSIZE_ANY_EXHDR(in),
+				pos = 0;
+	uint32		n = 0,
+				m = 0,
+				i;
+	bytea	   *out;
+	char	   *b;
+	BlockView	v;
+	size_t		size,
+				rest = 0;
+	uint32		zero = 0,
+				magic = BLOCK_MAGIC;
+
+	/* count */
+	while (pos < len)
+	{
+		int			ns;
+
+		if (len - pos < REC_HEAD)
+			elog(ERROR, "fcdn_search: truncated case record");
+		ns = (uint8) p[pos + 9];
+		if (ns < 1 || len - pos < (size_t) REC_HEAD + 16 * ns)
+			elog(ERROR, "fcdn_search: malformed case record");
+		n++;
+		m += ns;
+		pos += REC_HEAD + 16 * ns;
+	}
+	size = block_size(n, m);
+	out = palloc0(VARHDRSZ + size);
+	SET_VARSIZE(out, VARHDRSZ + size);
+	b = VARDATA(out);
+	memcpy(b, &magic, 4);
+	memcpy(b + 4, &n, 4);
+	memcpy(b + 8, &m, 4);
+	memcpy(b + 12, &zero, 4);
+	if (!block_view(b, size, &v))
+		elog(ERROR, "fcdn_search: block layout mismatch");
+	pos = 0;
+	for (i = 0; i < n; i++)
+	{
+		const char *r = p + pos;
+		int			ns = (uint8) r[9],
+					j,
+					rs = 0,
+					rd = 0;
+		uint64		s0 = load64(r + REC_HEAD),
+					d0 = load64(r + REC_HEAD + 8 * ns);
+		int32		cid = load32(r);
+
+		if (i > 0 && cid <= load32(v.case_id + 4 * (size_t) (i - 1)))
+			elog(ERROR, "fcdn_search: case records must be in ascending case_id");
+		for (j = 1; j < ns; j++)
+		{
+			uint64		sj = load64(r + REC_HEAD + 8 * j),
+						dj = load64(r + REC_HEAD + 8 * ns + 8 * j);
+
+			rs = Max(rs, __builtin_popcountll(sj ^ s0));
+			rd = Max(rd, __builtin_popcountll(dj ^ d0));
+			memcpy((char *) v.sh + 8 * rest, &sj, 8);
+			memcpy((char *) v.dp + 8 * rest, &dj, 8);
+			rest++;
+		}
+		memcpy((char *) v.case_id + 4 * (size_t) i, r, 4);
+		((char *) v.nsl)[i] = (char) ns;
+		((char *) v.rs)[i] = (char) rs;
+		((char *) v.rd)[i] = (char) rd;
+		((char *) v.cls)[i] = r[8];
+		((char *) v.flags)[i] = r[10];
+		memcpy((char *) v.m0 + 8 * (size_t) i, r + 24, 8);
+		memcpy((char *) v.sref + 8 * (size_t) i, &s0, 8);
+		memcpy((char *) v.dref + 8 * (size_t) i, &d0, 8);
+		memcpy((char *) v.patient + 4 * (size_t) i, r + 4, 4);
+		memcpy((char *) v.diam + 8 * (size_t) i, r + 16, 8);
+		pos += REC_HEAD + 16 * ns;
+	}
 	PG_RETURN_BYTEA_P(out);
 }

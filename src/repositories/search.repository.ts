@@ -105,7 +105,7 @@ export class SearchRepository {
       return this.prisma.$transaction(async (tx) => {
         await tx.$executeRawUnsafe(`SET LOCAL hnsw.ef_search = ${Math.trunc(ef)}`);
         return this.run(HNSW_RERANK_SEARCH_SQL, s, [candidates], tx as unknown as PrismaClient);
-      });
+      }, { maxWait: 10_000, timeout: 120_000 });
     }
     try {
       const hits = await this.run(BLOCKS_SEARCH_SQL, s);

@@ -72,7 +72,13 @@ export class BlockMaintenance {
     private readonly prisma: PrismaClient,
     options: BlockMaintenanceOptions = {},
   ) {
-    this.o = { dirtyRatio: 0.02, minDirty: 256, checkEveryMs: 5_000, ...options };
+    this.o = {
+      dirtyRatio: 0.02,
+      minDirty: 256,
+      checkEveryMs: 5_000,
+      onError: (err) => console.warn(`[fcdn_search] background rebuild of search blocks failed: ${(err as Error)?.message ?? err}`),
+      ...options,
+    };
   }
 
   async status(modelId: number): Promise<BlockStatus | null> {
@@ -102,7 +108,9 @@ export class BlockMaintenance {
   maybeMaintain(modelId: number, missing = false): void {
     const now = Date.now();
     if (this.running.has(modelId)) return;
-    if (!missing && now - (this.lastCheck.get(modelId) ?? 0) < this.o.checkEveryMs) return;
+    // Throttled either way: where a rebuild cannot run (a read replica), searches keep answering
+    // with plain SQL for the dirty or unbuilt part and retry only every checkEveryMs.
+    if (now - (this.lastCheck.get(modelId) ?? 0) < this.o.checkEveryMs) return;
     this.lastCheck.set(modelId, now);
     void (async () => {
       if (!missing) {
