@@ -215,9 +215,12 @@ const blocksAvailable = await search.blocksAvailable();
 let blocksBuild: { ms: number; bytes: number; blocks: number; cases: number } | null = null;
 if (blocksAvailable) {
   const built = await search.blocks.rebuild(modelId);
-  const bytes = await relSize(db, ['fcdn_search.blocks']);
+  // Live size: one row per 8 KB page, plus the primary key. (The file itself swings between
+  // 1x and 2x of that: a rebuild writes the new rows before VACUUM frees the old ones.)
+  const bytes = built!.blocks * 8192 + (await relSize(db, ['fcdn_search.blocks_pkey']));
+  const onDisk = await relSize(db, ['fcdn_search.blocks']);
   blocksBuild = { ms: built!.ms, bytes, blocks: built!.blocks, cases: built!.cases };
-  log(`blocks built in ${(built!.ms / 1000).toFixed(2)} s: ${built!.blocks} blocks, ${built!.cases} cases, ${mb(bytes)} MB`);
+  log(`blocks built in ${(built!.ms / 1000).toFixed(2)} s: ${built!.blocks} blocks, ${built!.cases} cases, ${mb(built!.bytes)} MB of data, ${mb(bytes)} MB in pages (file now ${mb(onDisk)} MB)`);
 } else {
   log('fcdn_search is not installed here: no blocks method');
 }

@@ -2,11 +2,12 @@
  * fcdn_search: exact Joint-distance top-k (Qin et al. 2019, eq. 22) over packed hash-code blocks.
  *
  * The service keeps, per model version, a copy of every case's codes packed many cases per row in
- * fcdn_search.blocks (migrations/0002_search_blocks.sql). One row is one block: up to ~7 KB of
- * case records, stored PLAIN (never compressed, never moved to TOAST), so a sequential scan hands
- * this code a pointer straight into the shared buffer: no copy, no per-case executor overhead.
+ * fcdn_search.blocks (migrations/0002_search_blocks.sql). One row is one block: up to ~7 KB,
+ * stored PLAIN (never compressed, never moved to TOAST), so this code reads it where it lies in
+ * the shared buffer: no copy, no per-case executor overhead.
  *
- * A case record (native byte order, 32-byte head, then 16 bytes per slice):
+ * A rebuild makes one record per case with fcdn_pack_case (native byte order, 32-byte head,
+ * then 16 bytes per slice):
  *
  *   int32  case_id       int32  patient_id
  *   uint8  class         (0 NULL, 1 BENIGN, 2 INDETERMINATE, 3 MALIGNANT)
@@ -17,8 +18,9 @@
  *   uint64 middle code of the offset-0 slice
  *   uint64 shallow[nslices], uint64 deep[nslices]   (slices in offset order)
  *
- * Records of a block are in ascending case_id order (the build sorts them), which lets the scan
- * skip the "dirty" cases (changed since the build; ranked by plain SQL instead) by a merge walk.
+ * and fcdn_pack_block turns a block's records (ascending case_id) into the columnar layout 2
+ * the scan reads (described at BlockView below). Ascending case ids let the scan skip the
+ * "dirty" cases (changed since the build; ranked by plain SQL instead) by a merge walk.
  *
  * fcdn_topk() returns the k best (joint, dm, case_id) of the blocks in exactly the order SQL's
  * ORDER BY joint, dm, case_id uses (float8 ordering: NaN above everything), with
@@ -755,6 +757,7 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	Oid			pkey;
 	TupleTableSlot *slot;
 	bool		seen = false;
+	bool		stream;
 	ScanBlockFn kernel = choose_kernel();
 	BlockRef   *blocks;
 	Buffer	   *pins;
@@ -857,6 +860,11 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	if (irel->rd_index->indnatts < 1 || irel->rd_index->indkey.values[0] != att_model)
 		elog(ERROR, "fcdn_search: the blocks table's primary key must start with model_id");
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(model_id));
+	/*
+	 * Threads pay for holding every block's pin (Postgres tracks more than 8 pins of a backend in a
+	 * hash table); with one thread, or too few blocks to share, each block is scanned as fetched.
+	 */
+	stream = fcdn_threads <= 1 || RelationGetNumberOfBlocks(rel) < (BlockNumber) (2 * Max(1, fcdn_min_blocks_per_thread));
 	slot = table_slot_create(rel, NULL);
 	scan = index_beginscan(rel, irel, GetActiveSnapshot(), 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
@@ -881,6 +889,17 @@ fcdn_topk(PG_FUNCTION_ARGS)
 			pins = repalloc(pins, sizeof(Buffer) * cap);
 		}
 		v = (struct varlena *) DatumGetPointer(d);
+		if (stream)
+		{
+			/* One thread: scan the block now, while the slot holds its page; no extra pin. */
+			struct varlena *w = VARATT_IS_EXTENDED(v) ? pg_detoast_datum_packed(v) : v;
+
+			if (s.k > 0 && !s.corrupt && !s.old_format)
+				kernel(&s, VARDATA_ANY(w), VARSIZE_ANY_EXHDR(w));
+			if (w != v)
+				pfree(w);
+			continue;
+		}
 		if (VARATT_IS_EXTENDED(v) || !TTS_IS_BUFFERTUPLE(slot) || !BufferIsValid(((BufferHeapTupleTableSlot *) slot)->buffer))
 			v = pg_detoast_datum_copy(v);	/* a private copy (never for STORAGE PLAIN rows) */
 		else
@@ -898,7 +917,7 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(irel, AccessShareLock);
 
-	if (s.k > 0 && nblocks > 0)
+	if (!stream && s.k > 0 && nblocks > 0)
 		scan_blocks(&s, blocks, nblocks, kernel);
 
 	for (i = 0; i < npins; i++)
