@@ -59,8 +59,12 @@
 
 PG_MODULE_MAGIC;
 
-/* fcdn_search.threads: threads one search uses (the backend itself and threads-1 helpers). */
-static int	fcdn_threads = 2;
+/*
+ * fcdn_search.threads: threads one search uses (the backend itself and threads-1 helpers).
+ * Default 1: on the shared 2-core machine this was measured on, a second thread lost more to
+ * holding every block's pin than it gained (docs/benchmarks/search.md); raise it on idle, wider nodes.
+ */
+static int	fcdn_threads = 1;
 /* fcdn_search.min_blocks_per_thread: fewer blocks than this per thread are scanned by one. */
 static int	fcdn_min_blocks_per_thread = 8;
 
@@ -72,7 +76,7 @@ _PG_init(void)
 	DefineCustomIntVariable("fcdn_search.threads",
 							"Threads one fcdn_search.topk call scans blocks with.",
 							"Helper threads run plain C over pinned buffer pages only (no Postgres calls).",
-							&fcdn_threads, 2, 1, 64, PGC_USERSET, 0, NULL, NULL, NULL);
+							&fcdn_threads, 1, 1, 64, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("fcdn_search.min_blocks_per_thread",
 							"Blocks per thread below which fewer threads are used.",
 							NULL, &fcdn_min_blocks_per_thread, 8, 1, 1000000, PGC_USERSET, 0, NULL, NULL, NULL);

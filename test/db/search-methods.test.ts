@@ -116,13 +116,24 @@ function randomSearch(modelId: number, query: SliceCodeSet[], cases: Seeded[], p
   };
 }
 
-/** Runs each search through both methods and compares the full lists. */
+/**
+ * Runs each search through both methods and compares the full lists. Every other blocks search
+ * runs with 3 threads over 1+ blocks each (fcdn_search.threads; the default is 1), so both the
+ * streaming and the threaded scan are compared.
+ */
 async function assertSame(search: SearchRepository, searches: JointSearch[], label: string, methods: [SearchMethod, SearchMethod] = ['naive', 'blocks']) {
   let ties = 0;
   let rows = 0;
   for (const [i, s] of searches.entries()) {
     const expected = await search.searchWith(methods[0], s);
-    const actual = await search.searchWith(methods[1], s);
+    const actual =
+      i % 2 === 1 && methods[1] === 'blocks'
+        ? await db.prisma.$transaction(async (tx) => {
+            await tx.$executeRawUnsafe('SET LOCAL fcdn_search.threads = 3');
+            await tx.$executeRawUnsafe('SET LOCAL fcdn_search.min_blocks_per_thread = 1');
+            return new SearchRepository(tx as never, { method: 'blocks', autoMaintain: false }).searchWith('blocks', s);
+          })
+        : await search.searchWith(methods[1], s);
     assert.deepEqual(actual, expected, `${label}: query ${i} (k=${s.k}, weights ${JSON.stringify(s.weights)}, filter ${JSON.stringify(s.filter)})`);
     rows += expected.length;
     for (let j = 1; j < expected.length; j++) if (expected[j]!.jointDistance === expected[j - 1]!.jointDistance) ties++;
