@@ -13,16 +13,17 @@
  * bit(64) codes (xor, then popcount; pgvector's <~> gives the same as float8). The min over pairs
  * is folded per stored slice first (inner unnest over the query's few slices), then per case by
  * GROUP BY. Only codes of one model version are read (model_id), so codes of different models are
- * never compared. It pays Postgres' executor per slice row: ~0.75 us per case per core, about
- * 130 ms for 1M slices (docs/benchmarks/search.md). The only method on PGlite.
+ * never compared. It pays Postgres' executor per slice row: ~1.6 s for 1M slices here, 0.6 s for
+ * 100k on PGlite (docs/benchmarks/search.md). The only method on PGlite.
  *
  * `blocks` (BLOCKS_SEARCH_SQL): the same answer near the hardware floor. Every case's codes are
- * also kept packed ~100 cases per row in fcdn_search.blocks (migrations/0002_search_blocks.sql),
- * and the C function fcdn_search.topk (pg/fcdn_search) scans them in place: xor + popcount of the
- * 19 code pairs of a 3-slice case, a bounded heap of the k best by (joint, dm, case_id), and
- * pruning by partial sums. Cases changed since the blocks were built ("dirty", recorded by
- * triggers in the writer's transaction) are skipped there and ranked by the plain SQL above, over
- * the current rows; the two lists are merged and ordered again here, in SQL, with the same
+ * also kept packed ~87 cases per row in fcdn_search.blocks (migrations/0002_search_blocks.sql),
+ * and the C function fcdn_search.topk (pg/fcdn_search) scans them in place: xor + popcount of
+ * up to 19 code pairs of a 3-slice case, a bounded heap of the k best by (joint, dm, case_id),
+ * and pruning by exact lower bounds (DM, then a triangle-inequality bound from each case's
+ * reference codes, then partial sums). ~11 ms for 1M slices. Cases changed since the blocks were
+ * built ("dirty", recorded by triggers in the writer's transaction) are skipped there and ranked
+ * by the plain SQL above, over the current rows; the two lists are merged and ordered again here, in SQL, with the same
  * ORDER BY joint, dm, case_id LIMIT k, so ties are resolved exactly as `naive` resolves them. The
  * C code computes joint = (wS*DL + wM*DM) + wD*DD in float8 in that order, like this SQL. Needs
  * the extension; when the model has no blocks yet the function raises SQLSTATE FCB01 and the
