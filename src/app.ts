@@ -60,7 +60,7 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
 
     const store = await createObjectStore(config);
     const metrics = createMetrics();
-    const repos = createRepositories(db.prisma);
+    const repos = createRepositories(db.prisma, { searchMethod: config.searchMethod });
     let worker: ReindexWorker | null = null;
     const services = createServices({
       repos,

@@ -67,7 +67,7 @@ export class ConfigError extends Error {}
 export type SearchMethodSetting = 'auto' | 'naive' | 'blocks';
 export const SEARCH_METHODS: readonly SearchMethodSetting[] = ['auto', 'naive', 'blocks'];
 
-export function searchMethodSetting(env: NodeJS.ProcessEnv = process.env): SearchMethodSetting {
+function searchMethodSetting(env: NodeJS.ProcessEnv): SearchMethodSetting {
   const value = (env.FCDN_SEARCH_METHOD || 'auto') as SearchMethodSetting;
   if (!SEARCH_METHODS.includes(value)) throw new ConfigError(`FCDN_SEARCH_METHOD must be auto, naive or blocks, got "${value}"`);
   return value;

@@ -20,7 +20,7 @@ if (!config.databaseUrl) {
 }
 const db = await openDatabase({ databaseUrl: config.databaseUrl });
 await migrate(db.raw);
-const repos = createRepositories(db.prisma);
+const repos = createRepositories(db.prisma, { searchMethod: config.searchMethod });
 const store = await createObjectStore(config);
 const models = new ModelService(repos, (p) => FcdnEncoder.load(p, config.executionProvider, log));
 const worker = new ReindexWorker(repos, models, store, prepareSlice, log, { ...config.reindex, pollMs: 2000 });

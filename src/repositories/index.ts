@@ -1,3 +1,4 @@
+import type { SearchMethodSetting } from '../config.ts';
 import type { PrismaClient } from './executor.ts';
 import { CaseRepository } from './case.repository.ts';
 import { CodeRepository } from './code.repository.ts';
@@ -8,7 +9,7 @@ import { SearchLogRepository } from './search-log.repository.ts';
 import { SearchRepository } from './search.repository.ts';
 import { SliceRepository } from './slice.repository.ts';
 
-export function createRepositories(prisma: PrismaClient) {
+export function createRepositories(prisma: PrismaClient, options: { searchMethod?: SearchMethodSetting } = {}) {
   return {
     prisma,
     cases: new CaseRepository(prisma),
@@ -18,7 +19,7 @@ export function createRepositories(prisma: PrismaClient) {
     models: new ModelRepository(prisma),
     jobs: new ReindexJobRepository(prisma),
     searchLog: new SearchLogRepository(prisma),
-    search: new SearchRepository(prisma),
+    search: new SearchRepository(prisma, { method: options.searchMethod }),
   };
 }
 

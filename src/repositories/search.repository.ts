@@ -4,7 +4,7 @@
  * (Postgres with scripts/install-fcdn-search.sh), else `naive` (PGlite, or a Postgres without it).
  * Every method it may choose is exact and returns the same rows, ties included.
  */
-import { searchMethodSetting, type SearchMethodSetting } from '../config.ts';
+import type { SearchMethodSetting } from '../config.ts';
 import type { JointWeights } from '../domain/joint-distance.ts';
 import type { CaseFilter } from './case.repository.ts';
 import type { PrismaClient } from './executor.ts';
@@ -41,7 +41,7 @@ export type ExactSearchMethod = 'naive' | 'blocks';
 export type SearchMethod = ExactSearchMethod | 'hnsw';
 
 export interface SearchRepositoryOptions {
-  /** Default: FCDN_SEARCH_METHOD through src/config.ts. */
+  /** AppConfig.searchMethod (FCDN_SEARCH_METHOD); default auto. */
   method?: SearchMethodSetting;
   /** Rebuild blocks in the background when missing or too dirty (default true). */
   autoMaintain?: boolean;
@@ -69,7 +69,7 @@ export class SearchRepository {
     private readonly prisma: PrismaClient,
     options: SearchRepositoryOptions = {},
   ) {
-    this.setting = options.method ?? searchMethodSetting();
+    this.setting = options.method ?? 'auto';
     this.autoMaintain = options.autoMaintain ?? true;
     this.blocks = new BlockMaintenance(prisma, options.maintenance);
   }
