@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { compareHits, jointDistance, type JointWeights, type SliceCodeSet } from '../../src/domain/joint-distance.ts';
+import { compareHits, jointDistance, type SliceCodeSet } from '../../src/domain/joint-distance.ts';
 import type { MalignancyClass } from '../../src/repositories/case.repository.ts';
 import { SearchRepository } from '../../src/repositories/search.repository.ts';
 import { createTestDatabase, databaseLabel, type TestDatabase } from '../support/test-database.ts';
-import { mulberry32, perturb, randomCode, randomInt } from '../support/random-codes.ts';
+import { mulberry32, perturb, randomCode, randomInt, randomWeights } from '../support/random-codes.ts';
+import { seedCases } from '../support/seed-cases.ts';
 
 const CASES = 1200;
 const PATIENTS = 300;
@@ -61,32 +62,11 @@ before(async () => {
     diameterMm: randomInt(rand, 30, 300) / 10,
     slices: clusteredSlices(randomInt(rand, 1, 5)),
   }));
-  const ids = await db.raw.query<{ id: number }>(
-    `INSERT INTO nodule_cases (patient_id, malignancy_class, diameter_mm)
-     SELECT * FROM unnest($1::int[], $2::text[], $3::float8[]) RETURNING id`,
-    [cases.map((c) => c.patientId), cases.map((c) => c.malignancyClass), cases.map((c) => c.diameterMm)],
-  );
-  ids.forEach((r, i) => (cases[i]!.id = r.id));
-  const flat = cases.flatMap((c) => c.slices.map((s) => ({ caseId: c.id, ...s })));
-  await db.raw.query(
-    `WITH s AS (
-       INSERT INTO slices (case_id, slice_offset, image_key)
-       SELECT c, o, 'k/' || c || '/' || o FROM unnest($1::int[], $2::int[]) AS t(c, o)
-       RETURNING id, case_id, slice_offset)
-     INSERT INTO slice_codes (model_id, slice_id, case_id, slice_offset, shallow, middle, deep)
-     SELECT $3, s.id, s.case_id, s.slice_offset, t.a::bit(64), t.b::bit(64), t.d::bit(64)
-     FROM s JOIN unnest($1::int[], $2::int[], $4::text[], $5::text[], $6::text[]) AS t(c, o, a, b, d)
-       ON t.c = s.case_id AND t.o = s.slice_offset`,
-    [flat.map((s) => s.caseId), flat.map((s) => s.offset), modelId, flat.map((s) => s.shallow), flat.map((s) => s.middle), flat.map((s) => s.deep)],
-  );
+  const ids = await seedCases(db.raw, modelId, cases);
+  ids.forEach((id, i) => (cases[i]!.id = id));
 });
 
 after(async () => db?.close());
-
-function randomWeights(): JointWeights {
-  const w = () => (rand() < 0.3 ? randomInt(rand, 0, 2) : Math.round(rand() * 2000) / 1000);
-  return rand() < 0.2 ? { shallow: 1, middle: 1, deep: 1 } : { shallow: w(), middle: w(), deep: w() };
-}
 
 test(`SQL Joint distance equals the TypeScript reference on ${CASES} random cases, ${QUERIES} queries (${databaseLabel})`, async () => {
   const search = new SearchRepository(db.prisma);
@@ -94,7 +74,7 @@ test(`SQL Joint distance equals the TypeScript reference on ${CASES} random case
   let tiedPairs = 0;
   for (let q = 0; q < QUERIES; q++) {
     const query = clusteredSlices(randomInt(rand, 1, 5));
-    const weights = randomWeights();
+    const weights = randomWeights(rand, 0.2);
     const k = rand() < 0.2 ? 1000 : randomInt(rand, 1, 60);
     const excludePatientId = rand() < 0.3 ? cases[randomInt(rand, 0, CASES - 1)]!.patientId : null;
     const classes = rand() < 0.3 ? [CLASSES[randomInt(rand, 0, 2)]!] : null;

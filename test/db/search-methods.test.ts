@@ -15,7 +15,8 @@ import { CodeRepository } from '../../src/repositories/code.repository.ts';
 import { SearchRepository, type JointSearch, type SearchMethod } from '../../src/repositories/search.repository.ts';
 import { SliceRepository } from '../../src/repositories/slice.repository.ts';
 import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../support/test-database.ts';
-import { mulberry32, perturb, randomCode, randomInt } from '../support/random-codes.ts';
+import { mulberry32, perturb, randomCode, randomInt, randomWeights } from '../support/random-codes.ts';
+import { seedCases } from '../support/seed-cases.ts';
 
 const CLASSES: (MalignancyClass | null)[] = ['BENIGN', 'INDETERMINATE', 'MALIGNANT', null];
 const PATIENTS = 60;
@@ -64,34 +65,13 @@ async function newModel(db: TestDatabase, name: string): Promise<number> {
 /** Cases, slices and codes in bulk (as the property test seeds). */
 async function seed(db: TestDatabase, modelId: number, n: number, slicesOf: () => SliceCodeSet[], patientIds: number[]): Promise<Seeded[]> {
   const cases = Array.from({ length: n }, () => ({ id: 0, patientId: patientIds[randomInt(rand, 0, patientIds.length - 1)]!, slices: slicesOf() }));
-  const ids = await db.raw.query<{ id: number }>(
-    `INSERT INTO nodule_cases (patient_id, malignancy_class, diameter_mm)
-     SELECT * FROM unnest($1::int[], $2::text[], $3::float8[]) RETURNING id`,
-    [
-      cases.map((c) => c.patientId),
-      cases.map(() => CLASSES[randomInt(rand, 0, 3)]),
-      cases.map(() => (rand() < 0.1 ? null : randomInt(rand, 30, 300) / 10)),
-    ],
+  const ids = await seedCases(
+    db.raw,
+    modelId,
+    cases.map((c) => ({ ...c, malignancyClass: CLASSES[randomInt(rand, 0, 3)] ?? null, diameterMm: rand() < 0.1 ? null : randomInt(rand, 30, 300) / 10 })),
   );
-  ids.forEach((r, i) => (cases[i]!.id = r.id));
-  const flat = cases.flatMap((c) => c.slices.map((s) => ({ caseId: c.id, ...s })));
-  await db.raw.query(
-    `WITH s AS (
-       INSERT INTO slices (case_id, slice_offset, image_key)
-       SELECT c, o, 'k/' || c || '/' || o FROM unnest($1::int[], $2::int[]) AS t(c, o)
-       RETURNING id, case_id, slice_offset)
-     INSERT INTO slice_codes (model_id, slice_id, case_id, slice_offset, shallow, middle, deep)
-     SELECT $3, s.id, s.case_id, s.slice_offset, t.a::bit(64), t.b::bit(64), t.d::bit(64)
-     FROM s JOIN unnest($1::int[], $2::int[], $4::text[], $5::text[], $6::text[]) AS t(c, o, a, b, d)
-       ON t.c = s.case_id AND t.o = s.slice_offset`,
-    [flat.map((s) => s.caseId), flat.map((s) => s.offset), modelId, flat.map((s) => s.shallow), flat.map((s) => s.middle), flat.map((s) => s.deep)],
-  );
+  ids.forEach((id, i) => (cases[i]!.id = id));
   return cases;
-}
-
-function randomWeights(): JointWeights {
-  const w = () => (rand() < 0.3 ? randomInt(rand, 0, 2) : Math.round(rand() * 2000) / 1000);
-  return rand() < 0.3 ? { shallow: 1, middle: 1, deep: 1 } : { shallow: w(), middle: w(), deep: w() };
 }
 
 function randomSearch(modelId: number, query: SliceCodeSet[], cases: Seeded[], patientKeys: string[]): JointSearch {
@@ -100,7 +80,7 @@ function randomSearch(modelId: number, query: SliceCodeSet[], cases: Seeded[], p
   return {
     modelId,
     query: { shallow: query.map((s) => s.shallow), middle: query.find((s) => s.offset === 0)!.middle, deep: query.map((s) => s.deep) },
-    weights: randomWeights(),
+    weights: randomWeights(rand, 0.3),
     k: rand() < 0.15 ? 1000 : rand() < 0.5 ? 10 : randomInt(rand, 1, 80),
     excludeCaseId: rand() < 0.3 ? some().id : null,
     excludePatientIds: rand() < 0.3 ? [some().patientId, some().patientId] : null,
