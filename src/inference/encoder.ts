@@ -41,8 +41,22 @@ export function signBits(values: Float32Array, offset: number, bits: number): st
   return s;
 }
 
+/** Patches waiting for the session, with where their codes go. */
+interface PendingPatches {
+  patches: readonly Float32Array[];
+  resolve(codes: SliceCodeStrings[]): void;
+  reject(err: unknown): void;
+}
+
 export class FcdnEncoder {
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Micro-batching: calls that arrive while the session is busy wait here and then run together
+   * (up to maxBatch patches), so concurrent searches share one run instead of queueing for one
+   * run each; an idle encoder runs a call at once, adding no latency.
+   */
+  private waiting: PendingPatches[] = [];
+  private draining = false;
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -119,12 +133,42 @@ export class FcdnEncoder {
         throw new RangeError(`patch ${i} must be a Float32Array of ${pixels} values (${this.inputSize}x${this.inputSize})`);
       }
     });
-    const out: SliceCodeStrings[] = [];
+    const chunks: Promise<SliceCodeStrings[]>[] = [];
     for (let start = 0; start < patches.length; start += this.maxBatch) {
-      const batch = patches.slice(start, start + this.maxBatch);
-      out.push(...(await this.serialised(() => this.runBatch(batch))));
+      const chunk = patches.slice(start, start + this.maxBatch);
+      chunks.push(new Promise((resolve, reject) => this.waiting.push({ patches: chunk, resolve, reject })));
     }
-    return out;
+    void this.drain();
+    return (await Promise.all(chunks)).flat();
+  }
+
+  /** Runs the waiting calls, as many per session run as fit in maxBatch patches. */
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.waiting.length > 0) {
+        const group: PendingPatches[] = [];
+        let size = 0;
+        while (this.waiting.length > 0 && (group.length === 0 || size + this.waiting[0]!.patches.length <= this.maxBatch)) {
+          const next = this.waiting.shift()!;
+          group.push(next);
+          size += next.patches.length;
+        }
+        try {
+          const codes = await this.serialised(() => this.runBatch(group.flatMap((g) => g.patches)));
+          let at = 0;
+          for (const g of group) {
+            g.resolve(codes.slice(at, at + g.patches.length));
+            at += g.patches.length;
+          }
+        } catch (err) {
+          for (const g of group) g.reject(err);
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
   }
 
   async close(): Promise<void> {
