@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { JointWeights, SliceCodeSet } from '../../src/domain/joint-distance.ts';
+import type { SliceCodeSet } from '../../src/domain/joint-distance.ts';
 import { CaseRepository, type MalignancyClass } from '../../src/repositories/case.repository.ts';
 import { CodeRepository } from '../../src/repositories/code.repository.ts';
 import { SearchRepository, type JointSearch, type SearchMethod } from '../../src/repositories/search.repository.ts';
@@ -243,7 +243,7 @@ describe(`blocks equals naive (${databaseLabel})`, { skip: false }, () => {
       }
       // delete
       for (const victim of cases.slice(200, 215)) await caseRepo.delete(db.prisma, victim.id);
-      cases = cases.filter((c, i) => i < 200 || i >= 215);
+      cases = cases.filter((_, i) => i < 200 || i >= 215);
       // reindex-style: the codes of existing slices overwritten (upsert) under the same model
       const [{ n: reencoded }] = await db.raw.query<{ n: number }>(
         `WITH t AS (SELECT slice_id FROM slice_codes WHERE model_id = $1 AND case_id = ANY ($2))
