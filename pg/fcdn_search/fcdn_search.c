@@ -35,6 +35,7 @@
 #include <signal.h>
 
 #include "access/genam.h"
+#include "access/xact.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
@@ -52,6 +53,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
@@ -67,6 +69,12 @@ PG_MODULE_MAGIC;
 static int	fcdn_threads = 1;
 /* fcdn_search.min_blocks_per_thread: fewer blocks than this per thread are scanned by one. */
 static int	fcdn_min_blocks_per_thread = 8;
+/*
+ * fcdn_search.cache_mb: the largest block set a backend keeps a private, contiguous copy of
+ * (0: never). Scanning the copy skips the ~3,800 index and buffer lookups a 1M-slice set costs
+ * on every search (about a third of the time, docs/benchmarks/search.md). See BlockCache.
+ */
+static int	fcdn_cache_mb = 256;
 
 void		_PG_init(void);
 
@@ -80,6 +88,10 @@ _PG_init(void)
 	DefineCustomIntVariable("fcdn_search.min_blocks_per_thread",
 							"Blocks per thread below which fewer threads are used.",
 							NULL, &fcdn_min_blocks_per_thread, 8, 1, 1000000, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("fcdn_search.cache_mb",
+							"Largest block set (MB) a backend keeps a private copy of between searches (0: none).",
+							"The copy is used only while the block_sets row version it was made under is the visible one.",
+							&fcdn_cache_mb, 256, 0, 65536, PGC_USERSET, GUC_UNIT_MB, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("fcdn_search");
 }
 
@@ -728,6 +740,164 @@ scan_blocks(Search *s, const BlockRef *blocks, int nblocks, ScanBlockFn kernel)
 	}
 }
 
+/*
+ * The backend's private copy of one model's blocks (BlockCache).
+ *
+ * A copy is identified by the version of the model's fcdn_search.block_sets row it was made
+ * under: (raw xmin, ctid) of that row, with the blocks table's OID and relfilenode. Blocks rows
+ * are written only by fcdn_search.rebuild_blocks, which updates the block_sets row in the same
+ * transaction, or deleted together with it (forget_all, ON DELETE CASCADE of the model). A
+ * snapshot sees all of a transaction's writes or none, so a snapshot that sees the same
+ * block_sets row version sees the same blocks rows: the copy holds exactly the bytes the index
+ * scan would read. Without a visible block_sets row nothing is cached. The dirty list is applied
+ * on every call (skip_cases), as for the shared pages.
+ */
+typedef struct
+{
+	bool		valid;
+	Oid			relid;
+	Oid			relfile;
+	int32		model_id;
+	TransactionId xmin;
+	CommandId	cmin;
+	ItemPointerData tid;
+} BlockSetVersion;
+
+typedef struct
+{
+	BlockSetVersion version;
+	MemoryContext cxt;
+	char	   *bytes;
+	size_t		used,
+				cap;
+	BlockRef   *blocks;			/* pointers into bytes, set when complete */
+	size_t	   *offsets;
+	int			nblocks,
+				capblocks;
+	bool		seen;			/* a blocks row was there (else: "no blocks", FCB01) */
+	bool		over;			/* larger than fcdn_search.cache_mb: given up */
+} BlockCache;
+
+static BlockCache cache;		/* the one in use (at most one model: the active one) */
+static MemoryContext building_cxt;	/* a copy being made (left over by an ERROR: freed next call) */
+
+static bool
+same_version(const BlockSetVersion *a, const BlockSetVersion *b)
+{
+	return a->valid && b->valid && a->relid == b->relid && a->relfile == b->relfile &&
+		a->model_id == b->model_id && a->xmin == b->xmin && a->cmin == b->cmin &&
+		ItemPointerEquals((ItemPointer) &a->tid, (ItemPointer) &b->tid);
+}
+
+/* The visible version of the model's block_sets row (the table beside the blocks table). */
+static BlockSetVersion
+block_set_version(Relation blocks_rel, int32 model_id)
+{
+	BlockSetVersion v;
+	Oid			sets_id;
+
+	memset(&v, 0, sizeof(v));
+	sets_id = get_relname_relid("block_sets", RelationGetNamespace(blocks_rel));
+	if (OidIsValid(sets_id))
+	{
+		Relation	sets = table_open(sets_id, AccessShareLock);
+		Oid			pkey = RelationGetPrimaryKeyIndex(sets);
+
+		if (OidIsValid(pkey))
+		{
+			ScanKeyData key;
+			SysScanDesc scan;
+			HeapTuple	tup;
+
+			ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(model_id));
+			scan = systable_beginscan(sets, pkey, true, GetActiveSnapshot(), 1, &key);
+			tup = systable_getnext(scan);
+			if (HeapTupleIsValid(tup))
+			{
+				v.valid = true;
+				v.relid = RelationGetRelid(blocks_rel);
+#if PG_VERSION_NUM >= 160000
+				v.relfile = blocks_rel->rd_locator.relNumber;
+#else
+				v.relfile = blocks_rel->rd_node.relNode;
+#endif
+				v.model_id = model_id;
+				v.xmin = HeapTupleHeaderGetRawXmin(tup->t_data);
+				v.cmin = HeapTupleHeaderGetRawCommandId(tup->t_data);
+				v.tid = tup->t_self;
+			}
+			systable_endscan(scan);
+		}
+		table_close(sets, AccessShareLock);
+	}
+	return v;
+}
+
+static void
+copy_begin(BlockCache *c, const BlockSetVersion *v)
+{
+	if (building_cxt)
+		MemoryContextDelete(building_cxt);
+	building_cxt = AllocSetContextCreate(TopMemoryContext, "fcdn_search block cache", ALLOCSET_DEFAULT_SIZES);
+	memset(c, 0, sizeof(*c));
+	c->version = *v;
+	c->cxt = building_cxt;
+	c->cap = 1024 * 1024;
+	c->bytes = MemoryContextAllocExtended(c->cxt, c->cap, MCXT_ALLOC_HUGE);
+	c->capblocks = 1024;
+	c->offsets = MemoryContextAlloc(c->cxt, sizeof(size_t) * c->capblocks);
+	c->blocks = NULL;
+}
+
+static void
+copy_block(BlockCache *c, const char *data, size_t len)
+{
+	if (c->over)
+		return;
+	if (c->used + len > (size_t) fcdn_cache_mb * 1024 * 1024)
+	{
+		c->over = true;
+		return;
+	}
+	while (c->used + len > c->cap)
+	{
+		c->cap *= 2;
+		c->bytes = repalloc_huge(c->bytes, c->cap);
+	}
+	if (c->nblocks == c->capblocks)
+	{
+		c->capblocks *= 2;
+		c->offsets = repalloc(c->offsets, sizeof(size_t) * c->capblocks);
+	}
+	memcpy(c->bytes + c->used, data, len);
+	c->offsets[c->nblocks++] = c->used;
+	c->used += len;
+}
+
+/* Installs a finished copy as the cache (the previous one is freed), or drops it. */
+static void
+copy_end(BlockCache *c, bool keep)
+{
+	int			i;
+
+	if (!keep || c->over)
+	{
+		MemoryContextDelete(c->cxt);
+		building_cxt = NULL;
+		return;
+	}
+	c->blocks = MemoryContextAlloc(c->cxt, sizeof(BlockRef) * Max(1, c->nblocks));
+	for (i = 0; i < c->nblocks; i++)
+	{
+		c->blocks[i].data = c->bytes + c->offsets[i];
+		c->blocks[i].len = (i + 1 < c->nblocks ? c->offsets[i + 1] : c->used) - c->offsets[i];
+	}
+	if (cache.cxt)
+		MemoryContextDelete(cache.cxt);
+	cache = *c;
+	building_cxt = NULL;
+}
+
 PG_FUNCTION_INFO_V1(fcdn_topk);
 
 /*
@@ -768,6 +938,9 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	int			nblocks = 0,
 				npins = 0,
 				cap;
+	BlockSetVersion version;
+	BlockCache	copy;
+	bool		copying = false;
 
 	REQUIRE(0, "blocks");
 	REQUIRE(1, "model_id");
@@ -857,6 +1030,20 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	att_data = attnum_of(td, "data");
 	if (TupleDescAttr(td, att_model - 1)->atttypid != INT4OID || TupleDescAttr(td, att_data - 1)->atttypid != BYTEAOID)
 		elog(ERROR, "fcdn_search: blocks table needs model_id int4 and data bytea");
+	version = fcdn_cache_mb > 0 ? block_set_version(rel, model_id) : (BlockSetVersion) {0};
+	if (same_version(&version, &cache.version))
+	{
+		/* This backend's copy is what the index scan below would read: scan it instead. */
+		table_close(rel, AccessShareLock);
+		seen = cache.seen;
+		if (s.k > 0 && cache.nblocks > 0)
+			scan_blocks(&s, cache.blocks, cache.nblocks, kernel);
+		goto scanned;
+	}
+	copying = version.valid;
+	if (copying)
+		copy_begin(&copy, &version);
+
 	pkey = RelationGetPrimaryKeyIndex(rel);
 	if (!OidIsValid(pkey))
 		elog(ERROR, "fcdn_search: the blocks table needs a primary key (model_id, block_no)");
@@ -900,6 +1087,8 @@ fcdn_topk(PG_FUNCTION_ARGS)
 
 			if (s.k > 0 && !s.corrupt && !s.old_format)
 				kernel(&s, VARDATA_ANY(w), VARSIZE_ANY_EXHDR(w));
+			if (copying)
+				copy_block(&copy, VARDATA_ANY(w), VARSIZE_ANY_EXHDR(w));
 			if (w != v)
 				pfree(w);
 			continue;
@@ -915,6 +1104,8 @@ fcdn_topk(PG_FUNCTION_ARGS)
 		}
 		blocks[nblocks].data = VARDATA_ANY(v);
 		blocks[nblocks].len = VARSIZE_ANY_EXHDR(v);
+		if (copying)
+			copy_block(&copy, blocks[nblocks].data, blocks[nblocks].len);
 		nblocks++;
 	}
 	index_endscan(scan);
@@ -927,7 +1118,14 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	for (i = 0; i < npins; i++)
 		ReleaseBuffer(pins[i]);
 	table_close(rel, AccessShareLock);
+	if (copying)
+	{
+		copy.seen = seen;
+		/* Only a well-formed set is kept: a bad one raises below, every time, as before. */
+		copy_end(&copy, seen && !s.corrupt && !s.old_format);
+	}
 
+scanned:
 	if (s.corrupt)
 		elog(ERROR, "fcdn_search: corrupt block for model %d", model_id);
 	if (!seen || s.old_format)

@@ -303,4 +303,43 @@ describe(`blocks equals naive (${databaseLabel})`, { skip: false }, () => {
     await assertSame(search, Array.from({ length: 30 }, () => randomSearch(model, slicesOf(), cases, patientKeys)), 'after racing rebuilds');
     t.diagnostic(`${writes} concurrent re-encodings during 4 rebuilds (${took.join(', ')} ms; ${Math.round(rebuildMs)} ms in all)`);
   });
+
+  test("a backend's private copy of the blocks follows every rebuild, also two inside one transaction", async (t) => {
+    if (!available) return t.skip('fcdn_search is not installed here');
+    const model = await newModel(db, 'cache');
+    const centres = centresOf(6);
+    const slicesOf = () => makeSlices('tied', centres);
+    const cases = await seed(db, model, 1200, slicesOf, patientIds);
+    await search.blocks.rebuild(model);
+    const queries = Array.from({ length: 12 }, () => randomSearch(model, slicesOf(), cases, patientKeys));
+    // One transaction = one backend: its copy is made by the first search and reused after.
+    await db.prisma.$transaction(
+      async (tx) => {
+        const inTx = new SearchRepository(tx as never, { method: 'blocks', autoMaintain: false });
+        const same = async (label: string) => {
+          for (const [i, s] of queries.entries()) assert.deepEqual(await inTx.searchWith('blocks', s), await inTx.searchWith('naive', s), `${label}: query ${i}`);
+        };
+        await same('first searches (copy made)');
+        const [copy] = await tx.$queryRawUnsafe<{ bytes: bigint }[]>(
+          `SELECT total_bytes AS bytes FROM pg_backend_memory_contexts WHERE name = 'fcdn_search block cache'`,
+        );
+        const [set] = await tx.$queryRawUnsafe<{ bytes: bigint }[]>('SELECT bytes FROM fcdn_search.block_sets WHERE model_id = $1', model);
+        assert.ok(copy && Number(copy.bytes) >= Number(set!.bytes), `the backend holds a copy of the ${set!.bytes} block bytes`);
+        await same('searches from the copy');
+        // Two rebuilds in this same transaction, each after new codes: same xmin, new row versions.
+        for (const round of [1, 2]) {
+          await tx.$executeRawUnsafe(
+            `UPDATE slice_codes SET shallow = deep, deep = middle WHERE model_id = $1 AND case_id = ANY ($2)`,
+            model,
+            cases.slice(round * 100, round * 100 + 200).map((c) => c.id),
+          );
+          await tx.$queryRawUnsafe('SELECT * FROM fcdn_search.rebuild_blocks($1)', model);
+          await same(`after rebuild ${round} in the transaction`);
+        }
+        await tx.$executeRawUnsafe('SET LOCAL fcdn_search.cache_mb = 0');
+        await same('with the copy switched off');
+      },
+      { timeout: 300_000 },
+    );
+  });
 });
