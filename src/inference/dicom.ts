@@ -13,7 +13,7 @@ import dicomParser from 'dicom-parser';
 import type { DataSet } from 'dicom-parser';
 import { BadInputError } from '../errors.ts';
 import { PAD_HU } from './intensity.ts';
-import type { Raster } from './resample.ts';
+import { resampleGrid, type Raster } from './resample.ts';
 import type { DicomIdentifiers } from './types.ts';
 
 export const DICOM_MAX_SIDE = 4096;
@@ -53,8 +53,8 @@ export const DICOM_ACCEPTED =
 export interface DicomCtSlice {
   rows: number;
   columns: number;
-  /** (0028,0030): spacing between rows, then between columns, in mm; absent if missing or invalid. */
-  pixelSpacingMm?: { row: number; column: number };
+  /** (0028,0030) PixelSpacing, else (0018,1164) ImagerPixelSpacing: mm between rows, between columns. */
+  pixelSpacingMm: { row: number; column: number };
   transferSyntaxUid: string;
   identifiers: DicomIdentifiers;
   /** HU of one pixel (integer column/row inside the image). */
@@ -108,6 +108,31 @@ function readTransferSyntax(bytes: Uint8Array): string {
           'send it uncompressed (e.g. Explicit VR Little Endian)'
       : `its transfer syntax ${ts} is not supported`,
   );
+}
+
+/** Plausible in-plane CT spacing; outside it the header is wrong (or not a CT slice). */
+export const SPACING_RANGE_MM = { min: 0.05, max: 5 } as const;
+
+/**
+ * In-plane spacing, needed to resample to the model's mm/pixel. PixelSpacing (patient plane)
+ * first; ImagerPixelSpacing (detector plane, what some exports carry instead) as a fallback.
+ * Without either the physical size of the nodule is unknown, so the file is refused rather
+ * than guessed at: a wrong scale would silently change which cases look similar.
+ */
+function readSpacing(ds: DataSet): { row: number; column: number } {
+  for (const [tag, name] of [['x00280030', 'PixelSpacing (0028,0030)'], ['x00181164', 'ImagerPixelSpacing (0018,1164)']] as const) {
+    if (!ds.elements[tag]) continue;
+    const text = ds.string(tag) ?? '';
+    const values = text.split('\\').map((v) => (v.trim() === '' ? Number.NaN : Number(v)));
+    const [row, column] = values;
+    const ok = (v: number | undefined): v is number =>
+      v !== undefined && Number.isFinite(v) && v >= SPACING_RANGE_MM.min && v <= SPACING_RANGE_MM.max;
+    if (values.length !== 2 || !ok(row) || !ok(column)) {
+      throw bad(`its ${name} is "${text.slice(0, 40)}", not two spacings between ${SPACING_RANGE_MM.min} and ${SPACING_RANGE_MM.max} mm`);
+    }
+    return { row, column };
+  }
+  throw bad('it has no PixelSpacing (0028,0030) or ImagerPixelSpacing (0018,1164), so the nodule\'s size in mm is unknown');
 }
 
 export function decodeDicomCt(bytes: Buffer): DicomCtSlice {
@@ -176,14 +201,12 @@ function decodeChecked(bytes: Buffer): DicomCtSlice {
     : (raw: number) => (raw << shift) >>> shift;
   const read = bitsAllocated === 16 ? (i: number) => view.getUint16(i * 2, true) : (i: number) => view.getUint8(i);
 
-  const rowSpacing = ds.floatString('x00280030', 0);
-  const colSpacing = ds.floatString('x00280030', 1);
-  const spacingOk = (v: number | undefined): v is number => v !== undefined && Number.isFinite(v) && v > 0;
+  const pixelSpacingMm = readSpacing(ds);
 
   return {
     rows,
     columns,
-    ...(spacingOk(rowSpacing) && spacingOk(colSpacing) ? { pixelSpacingMm: { row: rowSpacing, column: colSpacing } } : {}),
+    pixelSpacingMm,
     transferSyntaxUid,
     identifiers: {
       studyInstanceUid: uid(ds, 'x0020000d'),
@@ -209,29 +232,29 @@ export function resolveCentre(slice: DicomCtSlice, centerX?: number | null, cent
 }
 
 /**
- * A size x size window of HU centred on the nodule, air (-1200 HU) where it leaves the image.
- * The window's centre pixel is the centre rounded to the nearest pixel: no interpolation.
+ * Millimetres per pixel of the model's input. The shipped model was trained on LIDC md882
+ * patches, whose spacing (diameter_mm / equivalent diameter of the outline in pixels, per
+ * nodule) is 0.68-1.00 mm/pixel from 10th to 90th percentile, median 0.81 (an overestimate:
+ * the diameter is the longest one); LIDC scans themselves centre near 0.7 mm. 0.75 mm/pixel
+ * gives a 48 mm field of view at 64 px. See docs/inference.md.
  */
-export function cropHu(slice: DicomCtSlice, size: number, centre: PixelCentre): Raster {
-  const x0 = Math.round(centre.x - (size - 1) / 2);
-  const y0 = Math.round(centre.y - (size - 1) / 2);
-  const data = new Float64Array(size * size);
-  for (let y = 0; y < size; y++) {
-    const row = y0 + y;
-    for (let x = 0; x < size; x++) {
-      const col = x0 + x;
-      data[y * size + x] =
-        row >= 0 && row < slice.rows && col >= 0 && col < slice.columns ? slice.huAt(col, row) : PAD_HU;
-    }
-  }
-  return { width: size, height: size, data };
-}
+export const PATCH_MM_PER_PIXEL = 0.75;
 
 /**
- * The model's view of a DICOM slice, in HU. Today: a crop of size x size *pixels*, whatever
- * the pixel spacing. Issue 5 inserts resampling by pixelSpacingMm to a fixed mm/pixel here,
- * before the crop; callers need not change.
+ * The model's view of a DICOM slice, in HU: a size x size grid of PATCH_MM_PER_PIXEL spacing,
+ * symmetric about the centre (given in the slice's own pixel coordinates), sampled with the
+ * antialiased triangle filter and air outside the image. When the slice already has the
+ * target spacing and the grid falls on pixel centres this is exactly a crop.
  */
-export function dicomPatchHu(slice: DicomCtSlice, size: number, centre: PixelCentre): Raster {
-  return cropHu(slice, size, centre);
+export function dicomPatchHu(slice: DicomCtSlice, size: number, centre: PixelCentre, mmPerPixel = PATCH_MM_PER_PIXEL): Raster {
+  const stepX = mmPerPixel / slice.pixelSpacingMm.column;
+  const stepY = mmPerPixel / slice.pixelSpacingMm.row;
+  const half = (size - 1) / 2;
+  return resampleGrid(slice.huAt, slice.columns, slice.rows, PAD_HU, {
+    size,
+    firstX: centre.x - half * stepX,
+    firstY: centre.y - half * stepY,
+    stepX,
+    stepY,
+  });
 }

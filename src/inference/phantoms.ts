@@ -161,8 +161,12 @@ export interface PhantomDicomOptions extends PhantomOptions {
   /** Image size (default 128 x 128); nodule at noduleX/noduleY, default the image centre. */
   rows?: number;
   columns?: number;
-  /** Row spacing, column spacing in mm (default 0.7, 0.7). */
-  pixelSpacingMm?: [number, number];
+  /** PixelSpacing: row spacing, column spacing in mm (default 0.75, 0.75); null leaves it out. */
+  pixelSpacingMm?: [number, number] | null;
+  /** ImagerPixelSpacing (0018,1164), written when given. */
+  imagerPixelSpacingMm?: [number, number];
+  /** PixelSpacing as raw text, for bad-input tests (overrides pixelSpacingMm). */
+  pixelSpacingText?: string;
   rescaleSlope?: number;
   rescaleIntercept?: number;
   /** 0 unsigned (default, with intercept -1024), 1 two's complement. */
@@ -229,7 +233,9 @@ export function makePhantomDicom(opts: PhantomDicomOptions = {}): Buffer {
     opts.transferSyntaxUid ?? (opts.vr === 'implicit' ? IMPLICIT_VR_LITTLE_ENDIAN : EXPLICIT_VR_LITTLE_ENDIAN);
   const native = transferSyntaxUid === IMPLICIT_VR_LITTLE_ENDIAN || transferSyntaxUid === EXPLICIT_VR_LITTLE_ENDIAN;
   const sopInstanceUid = opts.sopInstanceUid ?? derivedUid(seed, 3);
-  const [rowSpacing, colSpacing] = opts.pixelSpacingMm ?? [0.7, 0.7];
+  const spacing = opts.pixelSpacingMm === undefined ? [0.75, 0.75] : opts.pixelSpacingMm;
+  const spacingText = (mm: number[]) => mm.map(ds).join('\\');
+  const pixelSpacing = opts.pixelSpacingText ?? (spacing ? spacingText(spacing) : undefined);
   const bitsStored = opts.bitsStored ?? 16;
 
   const elements: DicomWriteElement[] = [
@@ -243,7 +249,6 @@ export function makePhantomDicom(opts: PhantomDicomOptions = {}): Buffer {
     { tag: 0x00280004, vr: 'CS', value: 'MONOCHROME2' },
     { tag: 0x00280010, vr: 'US', value: { us: [opts.declaredRows ?? rows] } },
     { tag: 0x00280011, vr: 'US', value: { us: [opts.declaredColumns ?? columns] } },
-    { tag: 0x00280030, vr: 'DS', value: `${ds(rowSpacing)}\\${ds(colSpacing)}` },
     { tag: 0x00280100, vr: 'US', value: { us: [16] } },
     { tag: 0x00280101, vr: 'US', value: { us: [bitsStored] } },
     { tag: 0x00280102, vr: 'US', value: { us: [bitsStored - 1] } },
@@ -254,6 +259,8 @@ export function makePhantomDicom(opts: PhantomDicomOptions = {}): Buffer {
       ? { tag: 0x7fe00010, vr: 'OW', value: pixels }
       : { tag: 0x7fe00010, vr: 'OB', value: { encapsulatedFragments: [pixels.subarray(0, 1024)] } },
   ];
+  if (pixelSpacing !== undefined) elements.push({ tag: 0x00280030, vr: 'DS', value: pixelSpacing });
+  if (opts.imagerPixelSpacingMm) elements.push({ tag: 0x00181164, vr: 'DS', value: spacingText(opts.imagerPixelSpacingMm) });
   for (const [name, value] of Object.entries(opts.identifying ?? {})) {
     const def = IDENTIFYING_TAGS[name as IdentifyingField];
     if (def && value !== undefined) elements.push({ tag: def.tag, vr: def.vr, value });

@@ -96,3 +96,78 @@ export function resize(img: Raster, outWidth: number, outHeight: number): Raster
 export function toSquarePatch(img: Raster, size: number): Raster {
   return resize(centreCropSquare(img), size, size);
 }
+
+/**
+ * Output samples on a regular grid over a source image: sample o of an axis sits at source
+ * coordinate first + o * step (pixel centres at integers). The same triangle filter as resize():
+ * bilinear when step <= 1, widened by step when shrinking so that every source pixel counts.
+ * Taps outside the source take `pad` (air), so a window leaving the image fades to it.
+ */
+export interface SampleGrid {
+  size: number;
+  firstX: number;
+  firstY: number;
+  stepX: number;
+  stepY: number;
+}
+
+function gridTaps(size: number, first: number, step: number): Taps {
+  const filterScale = Math.max(step, 1);
+  const start = new Int32Array(size);
+  const weights: Float64Array[] = [];
+  for (let o = 0; o < size; o++) {
+    const centre = first + o * step;
+    const lo = Math.floor(centre - filterScale) + 1;
+    const hi = Math.ceil(centre + filterScale) - 1;
+    const w = new Float64Array(Math.max(hi - lo + 1, 1));
+    let sum = 0;
+    for (let i = 0; i < w.length; i++) {
+      w[i] = triangle((lo + i - centre) / filterScale);
+      sum += w[i]!;
+    }
+    for (let i = 0; i < w.length; i++) w[i]! /= sum;
+    start[o] = lo;
+    weights.push(w);
+  }
+  return { start, weights };
+}
+
+export function resampleGrid(
+  sample: (x: number, y: number) => number,
+  width: number,
+  height: number,
+  pad: number,
+  grid: SampleGrid,
+): Raster {
+  const { size } = grid;
+  const tx = gridTaps(size, grid.firstX, grid.stepX);
+  const ty = gridTaps(size, grid.firstY, grid.stepY);
+  const yLo = ty.start[0]!;
+  const yHi = ty.start[size - 1]! + ty.weights[size - 1]!.length;
+  // Rows first, only over the source rows some output row needs.
+  const tmp = new Float64Array((yHi - yLo) * size);
+  for (let y = yLo; y < yHi; y++) {
+    const inside = y >= 0 && y < height;
+    for (let o = 0; o < size; o++) {
+      const w = tx.weights[o]!;
+      const s = tx.start[o]!;
+      let acc = 0;
+      for (let k = 0; k < w.length; k++) {
+        const x = s + k;
+        acc += w[k]! * (inside && x >= 0 && x < width ? sample(x, y) : pad);
+      }
+      tmp[(y - yLo) * size + o] = acc;
+    }
+  }
+  const data = new Float64Array(size * size);
+  for (let o = 0; o < size; o++) {
+    const w = ty.weights[o]!;
+    const s = ty.start[o]! - yLo;
+    for (let x = 0; x < size; x++) {
+      let acc = 0;
+      for (let k = 0; k < w.length; k++) acc += w[k]! * tmp[(s + k) * size + x]!;
+      data[o * size + x] = acc;
+    }
+  }
+  return { width: size, height: size, data };
+}

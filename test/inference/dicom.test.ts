@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import dicomParser from 'dicom-parser';
-import { cropHu, decodeDicomCt, resolveCentre } from '../../src/inference/dicom.ts';
+import { decodeDicomCt, dicomPatchHu, PATCH_MM_PER_PIXEL, resolveCentre } from '../../src/inference/dicom.ts';
 import { makePhantomDicom, phantomDicomHu } from '../../src/inference/phantoms.ts';
 import { prepareSlice } from '../../src/inference/prepare-slice.ts';
 import { windowHu } from '../../src/inference/intensity.ts';
@@ -49,7 +49,7 @@ test('HU from rescale slope/intercept, signed and unsigned pixels, explicit and 
   }
 });
 
-test('PixelSpacing is read (for the resampling issue 5 adds); only the three UIDs leave the header', () => {
+test('PixelSpacing is read; only the three UIDs leave the header', () => {
   const slice = decodeDicomCt(makePhantomDicom({ seed: 2, pixelSpacingMm: [0.62, 0.71], identifying: PHI }));
   assert.deepEqual(slice.pixelSpacingMm, { row: 0.62, column: 0.71 });
   assert.deepEqual(Object.keys(slice.identifiers).sort(), ['seriesInstanceUid', 'sopInstanceUid', 'studyInstanceUid']);
@@ -69,36 +69,96 @@ test('a malformed UID is dropped rather than stored (it could carry any text)', 
   assert.equal(identifiers.seriesInstanceUid, '1.2.3');
 });
 
-test('crop: 64x64 pixels around centerX/centerY (default the image centre), air outside the image', () => {
-  const opts = { seed: 11, rows: 100, columns: 140, noduleX: 40, noduleY: 60, diameterPx: 14 };
+test('at the model spacing (0.75 mm) with the grid on pixel centres, the patch is exactly a crop; air outside', () => {
+  assert.equal(PATCH_MM_PER_PIXEL, 0.75);
+  const opts = { seed: 11, rows: 100, columns: 140, noduleX: 40.5, noduleY: 60.5, diameterPx: 14, pixelSpacingMm: [0.75, 0.75] as [number, number] };
   const file = makePhantomDicom(opts);
   const ref = phantomDicomHu(opts);
-  const expectPatch = (cx: number, cy: number) => {
-    const x0 = Math.round(cx - 31.5);
-    const y0 = Math.round(cy - 31.5);
-    return Float32Array.from({ length: 64 * 64 }, (_, i) => {
-      const r = y0 + Math.floor(i / 64);
-      const c = x0 + (i % 64);
+  // The grid is symmetric about the centre: sample i sits at centre + (i - 31.5) pixels.
+  const expectPatch = (cx: number, cy: number) =>
+    Float32Array.from({ length: 64 * 64 }, (_, i) => {
+      const r = cy - 31.5 + Math.floor(i / 64);
+      const c = cx - 31.5 + (i % 64);
       return windowHu(r >= 0 && r < 100 && c >= 0 && c < 140 ? Math.round(ref.hu[r * 140 + c]!) : -1200);
     });
-  };
-  const atNodule = prepareSlice({ data: file, offset: 0, centerX: 40, centerY: 60 }, CARD);
-  assert.ok(maxAbsDiff(atNodule.patch, expectPatch(40, 60)) < 1e-6);
-  // The nodule sits in the middle of its patch.
-  assert.ok(atNodule.patch[32 * 64 + 32]! > 0.6);
-  const centred = prepareSlice({ data: file, offset: 0 }, CARD);
-  assert.ok(maxAbsDiff(centred.patch, expectPatch(69.5, 49.5)) < 1e-6);
-  // Near a corner most of the window is outside: padded with -1200 HU = 0 after windowing.
-  const corner = prepareSlice({ data: file, offset: 0, centerX: 0, centerY: 0 }, CARD);
+  const atNodule = prepareSlice({ data: file, offset: 0, centerX: 40.5, centerY: 60.5 }, CARD);
+  assert.ok(maxAbsDiff(atNodule.patch, expectPatch(40.5, 60.5)) < 1e-6);
+  assert.ok(atNodule.patch[32 * 64 + 32]! > 0.6, 'the nodule sits in the middle of its patch');
+  // Default centre: the middle of the image, (139/2, 99/2) = (69.5, 49.5).
+  assert.ok(maxAbsDiff(prepareSlice({ data: file, offset: 0 }, CARD).patch, expectPatch(69.5, 49.5)) < 1e-6);
+  // Near a corner most of the window is outside: -1200 HU, 0 after windowing.
+  const corner = prepareSlice({ data: file, offset: 0, centerX: 0.5, centerY: 0.5 }, CARD);
   assert.equal(corner.patch[0], 0);
-  assert.ok(maxAbsDiff(corner.patch, expectPatch(0, 0)) < 1e-6);
+  assert.ok(maxAbsDiff(corner.patch, expectPatch(0.5, 0.5)) < 1e-6);
 });
 
-test('cropHu pads with -1200 HU and resolveCentre rejects centres outside the image', () => {
+/** Nodule pixels of a patch (HU above halfway between lung and soft tissue): area and centroid. */
+function noduleStats(hu: Float64Array, size: number) {
+  let n = 0, sx = 0, sy = 0;
+  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) if (hu[y * size + x]! > -420) { n++; sx += x; sy += y; }
+  return { diameterMm: 2 * Math.sqrt(n / Math.PI) * PATCH_MM_PER_PIXEL, cx: sx / n, cy: sy / n };
+}
+
+test('the same 12 mm nodule scanned at 0.5, 0.62, 0.75, 0.98 and 1.2 mm/pixel is 12 mm in every patch', () => {
+  const diameterMm = 12;
+  const seen: number[] = [];
+  for (const spacing of [0.5, 0.62, 0.75, 0.98, 1.2]) {
+    const side = Math.round(120 / spacing); // 120 mm field of view, whatever the pixel count
+    const noduleX = side * 0.3;
+    const noduleY = side * 0.6;
+    const file = makePhantomDicom({
+      seed: 5, rows: side, columns: side, noduleX, noduleY, diameterPx: diameterMm / spacing,
+      vessel: false, noiseHu: 10, pixelSpacingMm: [spacing, spacing],
+    });
+    const slice = decodeDicomCt(file);
+    const stats = noduleStats(dicomPatchHu(slice, 64, resolveCentre(slice, noduleX, noduleY)).data, 64);
+    assert.ok(Math.abs(stats.diameterMm - diameterMm) < 0.6, `${spacing} mm/px: ${stats.diameterMm.toFixed(2)} mm`);
+    assert.ok(Math.hypot(stats.cx - 31.5, stats.cy - 31.5) < 0.5, `${spacing} mm/px: centred at ${stats.cx},${stats.cy}`);
+    seen.push(stats.diameterMm);
+  }
+  // Without resampling the 0.5 mm scan would show it 1.5x larger and the 1.2 mm scan 0.625x.
+  assert.ok(Math.max(...seen) - Math.min(...seen) < 0.8, seen.map((d) => d.toFixed(2)).join(' '));
+});
+
+test('anisotropic spacing: rows and columns are resampled separately', () => {
+  // A 16-pixel circle at 0.5 mm between rows and 1.0 mm between columns is 16 mm wide, 8 mm high.
+  const file = makePhantomDicom({ seed: 6, rows: 200, columns: 100, diameterPx: 16, vessel: false, noiseHu: 10, pixelSpacingMm: [0.5, 1.0] });
+  const slice = decodeDicomCt(file);
+  const patch = dicomPatchHu(slice, 64, resolveCentre(slice)).data;
+  const run = (get: (i: number) => number) => Array.from({ length: 64 }, (_, i) => get(i)).filter((v) => v > -420).length;
+  const acrossMm = run((i) => patch[32 * 64 + i]!) * PATCH_MM_PER_PIXEL;
+  const downMm = run((i) => patch[i * 64 + 32]!) * PATCH_MM_PER_PIXEL;
+  assert.ok(Math.abs(acrossMm - 16) <= 1 && Math.abs(downMm - 8) <= 1, `across ${acrossMm} mm, down ${downMm} mm`);
+});
+
+test('antialiased: shrinking a fine scan averages noise instead of picking pixels', () => {
+  // 0.25 mm pixels: three source pixels per output pixel. Noise from neighbour differences
+  // (the smooth background cancels out): about 60 HU when point-sampled, much less when filtered.
+  const file = makePhantomDicom({ seed: 8, rows: 300, columns: 300, pixelSpacingMm: [0.25, 0.25], vessel: false, noiseHu: 60, diameterPx: 4 });
+  const slice = decodeDicomCt(file);
+  const patch = dicomPatchHu(slice, 64, resolveCentre(slice, 60, 60)).data;
+  const diffs: number[] = [];
+  for (let y = 0; y < 64; y++) for (let x = 0; x < 63; x++) diffs.push(patch[y * 64 + x + 1]! - patch[y * 64 + x]!);
+  const noise = Math.sqrt(diffs.reduce((a, d) => a + d * d, 0) / diffs.length / 2);
+  assert.ok(noise < 25, `noise ${noise.toFixed(1)} HU after resampling (60 HU per source pixel)`);
+});
+
+test('spacing: ImagerPixelSpacing is the fallback; none, zero or absurd spacing is refused', () => {
+  const fallback = decodeDicomCt(makePhantomDicom({ pixelSpacingMm: null, imagerPixelSpacingMm: [0.6, 0.6] }));
+  assert.deepEqual(fallback.pixelSpacingMm, { row: 0.6, column: 0.6 });
+  const both = decodeDicomCt(makePhantomDicom({ pixelSpacingMm: [0.7, 0.7], imagerPixelSpacingMm: [0.8, 0.8] }));
+  assert.deepEqual(both.pixelSpacingMm, { row: 0.7, column: 0.7 });
+  assertBadInput(() => decodeDicomCt(makePhantomDicom({ pixelSpacingMm: null })), /no PixelSpacing \(0028,0030\) or ImagerPixelSpacing/, /size in mm is unknown/);
+  assertBadInput(() => decodeDicomCt(makePhantomDicom({ pixelSpacingText: '0\\0' })), /PixelSpacing \(0028,0030\) is "0\\0"/);
+  assertBadInput(() => decodeDicomCt(makePhantomDicom({ pixelSpacingText: '0.7' })), /not two spacings between 0.05 and 5 mm/);
+  assertBadInput(() => decodeDicomCt(makePhantomDicom({ pixelSpacingText: '70\\70' })), /PixelSpacing/);
+});
+
+test('resolveCentre rejects centres outside the image', () => {
   const slice = decodeDicomCt(makePhantomDicom({ rows: 40, columns: 50 }));
-  const crop = cropHu(slice, 64, resolveCentre(slice));
-  assert.equal(crop.data[0], -1200);
-  assert.equal(crop.data[64 * 64 - 1], -1200);
+  const patch = dicomPatchHu(slice, 64, resolveCentre(slice));
+  assert.equal(patch.data[0], -1200);
+  assert.equal(patch.data[64 * 64 - 1], -1200);
   assertBadInput(() => resolveCentre(slice, 50.6, 10), /outside the 50x40 DICOM image/);
   assertBadInput(() => resolveCentre(slice, 3, Number.NaN), /finite/);
   assert.deepEqual(resolveCentre(slice, 49.4, -0.4), { x: 49.4, y: -0.4 });
