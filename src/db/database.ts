@@ -3,6 +3,7 @@
  * embedded PGlite (Postgres in WebAssembly, with pgvector) in the data folder. Both are reached
  * through the same Prisma client, so repositories do not know which one they talk to.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -56,7 +57,7 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
   // A dropped connection (server restart, pg_terminate_backend) must not crash the process.
   pool.on('error', () => {});
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool), log: [{ emit: 'event', level: 'query' }] });
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { statementNameGenerator: preparedStatementName }), log: [{ emit: 'event', level: 'query' }] });
   return {
     kind: 'postgres',
     prisma,
@@ -67,6 +68,15 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
       await pool.end();
     },
   };
+}
+
+/**
+ * Every statement is prepared once per connection under a name derived from its text, so a
+ * search is parsed and planned once per connection, not on every click (the Joint-distance
+ * SQL's planning is ~0.8 ms, measured on 1M slices). Texts are parameterised and few.
+ */
+function preparedStatementName(query: { sql: string }): string {
+  return `fcdn_${createHash('sha1').update(query.sql).digest('hex').slice(0, 24)}`;
 }
 
 async function openPglite(dir: string | undefined): Promise<Database> {
