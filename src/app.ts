@@ -9,6 +9,7 @@ import type http from 'node:http';
 import pino, { type Logger } from 'pino';
 import { ApiKeyRing, embeddedAdminKey } from './auth/api-keys.ts';
 import { ImageUrlSigner } from './auth/image-urls.ts';
+import { UploadUrlSigner } from './auth/upload-urls.ts';
 import type { AppConfig } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrator.ts';
@@ -18,6 +19,7 @@ import { FcdnEncoder, prepareSlice } from './inference/index.ts';
 import { createRepositories } from './repositories/index.ts';
 import { createServices, type Services } from './services/index.ts';
 import { ReindexWorker, type ReindexWorkerOptions } from './services/reindex-worker.ts';
+import { UploadSweeper } from './services/upload.service.ts';
 import { createObjectStore } from './storage/index.ts';
 
 export interface ServiceOverrides {
@@ -65,11 +67,23 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
     const services = createServices({
       repos,
       store,
-      loadEncoder: (modelPath) => FcdnEncoder.load(modelPath, config.executionProvider, log),
+      loadEncoder: (modelPath) =>
+        FcdnEncoder.load(modelPath, config.executionProvider, log, {
+          onRun: (seconds, patches) => {
+            metrics.inferenceSeconds.observe(seconds);
+            metrics.inferencePatches.inc(patches);
+          },
+        }),
       prepare: prepareSlice,
       log,
       wakeReindexWorker: () => worker?.notify(),
       onSearch: (ms, kind) => metrics.searchSeconds.observe({ query_kind: kind }, ms / 1000),
+      onIngest: (outcome, slices) => {
+        metrics.ingestCases.inc({ outcome });
+        metrics.ingestSlices.inc(slices);
+      },
+      janitor: config.objectJanitor,
+      uploads: { signer: new UploadUrlSigner(Buffer.from(secret)), settings: config.uploads },
     });
     // A missing or corrupt model stops the start here, with the loader's message.
     const model = await services.models.register(config.modelPath);
@@ -86,6 +100,11 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
       });
       worker.start();
     }
+    // Background work beside the reindex worker: removes uploads that expired without becoming a case.
+    const sweeper = config.inProcessWorker ? new UploadSweeper(services.uploads, config.uploads.sweepIntervalMs, log) : null;
+    sweeper?.start();
+    // Removes images whose rows are gone or never committed, retrying while the store is down.
+    services.janitor.start();
 
     const handler = await createHttpApp({ config, services, keyRing, signer, metrics, log, db });
     return {
@@ -98,6 +117,8 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
       adminKey,
       async close() {
         await worker?.stop();
+        await sweeper?.stop();
+        await services.janitor.stop();
         await handler.stop();
         if (!overrides.database) await db.close();
       },

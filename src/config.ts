@@ -44,6 +44,22 @@ export interface AppConfig {
   searchMethod: SearchMethodSetting;
   /** Run the reindex worker inside the API process (the embedded default does). */
   inProcessWorker: boolean;
+  /** GraphQL introspection (schema queries); default on, off when NODE_ENV=production. */
+  introspection: boolean;
+  /** Large uploads (createSliceUpload): URL lifetime, largest object, sweep interval of expired ones. */
+  uploads: {
+    ttlSeconds: number;
+    maxBytes: number;
+    sweepIntervalMs: number;
+  };
+  /** The deletion outbox (src/services/object-janitor.ts). */
+  objectJanitor: {
+    /** Images of an ingest that has not committed after this long are removed as orphans. */
+    uploadGraceMs: number;
+    /** How often pending deletions are retried. */
+    pollMs: number;
+    batchSize: number;
+  };
   reindex: {
     batchSize: number;
     /** Pause between batches, to leave CPU to searches on small machines. */
@@ -93,6 +109,12 @@ function integer(name: string, value: string | undefined, fallback: number, min 
   return n;
 }
 
+function boolean(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  if (value === 'true' || value === 'false') return value === 'true';
+  throw new ConfigError(`${name} must be true or false, got "${value}"`);
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const provider = (env.FCDN_EXECUTION_PROVIDER ?? 'auto') as ExecutionProviderSetting;
   if (!['auto', 'cuda', 'cpu'].includes(provider)) {
@@ -121,6 +143,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     logLevel: env.LOG_LEVEL ?? 'info',
     searchMethod: searchMethodSetting(env),
     inProcessWorker: (env.FCDN_IN_PROCESS_WORKER ?? 'true') !== 'false',
+    introspection: boolean('FCDN_INTROSPECTION', env.FCDN_INTROSPECTION, env.NODE_ENV !== 'production'),
+    uploads: {
+      ttlSeconds: integer('FCDN_UPLOAD_TTL_SECONDS', env.FCDN_UPLOAD_TTL_SECONDS, 3600),
+      maxBytes: integer('FCDN_MAX_UPLOAD_BYTES', env.FCDN_MAX_UPLOAD_BYTES, 64 * 1024 * 1024),
+      sweepIntervalMs: integer('FCDN_UPLOAD_SWEEP_MS', env.FCDN_UPLOAD_SWEEP_MS, 60_000),
+    },
+    objectJanitor: {
+      uploadGraceMs: integer('FCDN_ORPHAN_GRACE_MS', env.FCDN_ORPHAN_GRACE_MS, 600_000),
+      pollMs: integer('FCDN_JANITOR_POLL_MS', env.FCDN_JANITOR_POLL_MS, 5_000),
+      batchSize: 100,
+    },
     reindex: {
       batchSize: integer('FCDN_REINDEX_BATCH_SIZE', env.FCDN_REINDEX_BATCH_SIZE, 64),
       batchDelayMs: integer('FCDN_REINDEX_BATCH_DELAY_MS', env.FCDN_REINDEX_BATCH_DELAY_MS, 0, 0),

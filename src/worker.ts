@@ -2,7 +2,9 @@
  * `npm run worker`: a reindex worker without the API, for GPU nodes or extra CPU. Several workers
  * share the Postgres job queue (claims use FOR UPDATE SKIP LOCKED). Needs DATABASE_URL.
  */
+import crypto from 'node:crypto';
 import pino from 'pino';
+import { UploadUrlSigner } from './auth/upload-urls.ts';
 import { loadConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { migrate } from './db/migrator.ts';
@@ -10,6 +12,7 @@ import { FcdnEncoder, prepareSlice } from './inference/index.ts';
 import { createRepositories } from './repositories/index.ts';
 import { ModelService } from './services/model.service.ts';
 import { ReindexWorker } from './services/reindex-worker.ts';
+import { UploadService, UploadSweeper } from './services/upload.service.ts';
 import { createObjectStore } from './storage/index.ts';
 
 const config = loadConfig();
@@ -25,7 +28,10 @@ const store = await createObjectStore(config);
 const models = new ModelService(repos, (p) => FcdnEncoder.load(p, config.executionProvider, log));
 const worker = new ReindexWorker(repos, models, store, prepareSlice, log, { ...config.reindex, pollMs: 2000 });
 worker.start();
+// Also removes uploads that expired without becoming a case (signing is the API's business).
+const sweeper = new UploadSweeper(new UploadService(repos, store, new UploadUrlSigner(crypto.randomBytes(32)), config.uploads, log), config.uploads.sweepIntervalMs, log);
+sweeper.start();
 log.info({ workerId: worker.workerId }, 'reindex worker started');
-const shutdown = () => worker.stop().then(() => db.close()).then(() => process.exit(0));
+const shutdown = () => Promise.all([worker.stop(), sweeper.stop()]).then(() => db.close()).then(() => process.exit(0));
 process.once('SIGINT', shutdown);
 process.once('SIGTERM', shutdown);

@@ -3,11 +3,13 @@ import type { PrismaClient } from './executor.ts';
 import { CaseRepository } from './case.repository.ts';
 import { CodeRepository } from './code.repository.ts';
 import { ModelRepository } from './model.repository.ts';
+import { ObjectDeletionRepository } from './object-deletion.repository.ts';
 import { ReindexJobRepository } from './reindex-job.repository.ts';
 import { ReportRepository } from './report.repository.ts';
 import { SearchLogRepository } from './search-log.repository.ts';
 import { SearchRepository } from './search.repository.ts';
 import { SliceRepository } from './slice.repository.ts';
+import { UploadRepository } from './upload.repository.ts';
 
 export function createRepositories(prisma: PrismaClient, options: { searchMethod?: SearchMethodSetting } = {}) {
   return {
@@ -18,8 +20,10 @@ export function createRepositories(prisma: PrismaClient, options: { searchMethod
     reports: new ReportRepository(prisma),
     models: new ModelRepository(prisma),
     jobs: new ReindexJobRepository(prisma),
+    objectDeletions: new ObjectDeletionRepository(prisma),
     searchLog: new SearchLogRepository(prisma),
     search: new SearchRepository(prisma, { method: options.searchMethod }),
+    uploads: new UploadRepository(prisma),
   };
 }
 

@@ -2,6 +2,7 @@
 import type { ApiKeyRing, Caller } from '../auth/api-keys.ts';
 import { requireRole } from '../auth/api-keys.ts';
 import type { ImageUrlSigner } from '../auth/image-urls.ts';
+import type { Logger } from 'pino';
 import type { Role } from '../config.ts';
 import type { Services } from '../services/index.ts';
 import type { Loaders } from './loaders.ts';
@@ -12,9 +13,13 @@ export interface GraphQLContext {
   /** Throws UNAUTHENTICATED / FORBIDDEN unless the caller's key has at least this role. */
   require(role: Role): Caller;
   imageUrl(sliceId: number): string;
+  /** This service's public base URL (FCDN_PUBLIC_URL, else from the request's Host). */
+  baseUrl: string;
+  /** This request's logger: every line carries its reqId (x-request-id). */
+  log: Logger;
 }
 
-export function createContext(services: Services, loaders: Loaders, keys: ApiKeyRing, signer: ImageUrlSigner, authorization: string | undefined, baseUrl: string): GraphQLContext {
+export function createContext(services: Services, loaders: Loaders, keys: ApiKeyRing, signer: ImageUrlSigner, authorization: string | undefined, baseUrl: string, log: Logger): GraphQLContext {
   let caller: Caller | undefined;
   return {
     services,
@@ -25,5 +30,7 @@ export function createContext(services: Services, loaders: Loaders, keys: ApiKey
       return caller;
     },
     imageUrl: (sliceId) => `${baseUrl}${signer.path(sliceId)}`,
+    baseUrl,
+    log,
   };
 }

@@ -10,6 +10,11 @@ export const Mutation = {
     return ctx.loaders.caseById.load(id);
   },
 
+  async createSliceUpload(_: unknown, { contentType, byteLength }: { contentType: string; byteLength: number }, ctx: GraphQLContext) {
+    ctx.require('writer');
+    return ctx.services.uploads.create(contentType, byteLength, ctx.baseUrl);
+  },
+
   async attachReport(_: unknown, { input }: { input: Omit<AttachReportInput, 'caseId'> & { caseId?: string | null } }, ctx: GraphQLContext) {
     ctx.require('writer');
     return ctx.services.cases.attachReport({ ...input, caseId: optionalId(input.caseId, 'caseId') });

@@ -7,7 +7,7 @@
  */
 import crypto from 'node:crypto';
 import type { Logger } from 'pino';
-import { BadInputError } from '../errors.ts';
+import { BadInputError, UnavailableError } from '../errors.ts';
 import type { PreparedSlice } from '../inference/types.ts';
 import type { MalignancyClass } from '../repositories/case.repository.ts';
 import type { Executor } from '../repositories/executor.ts';
@@ -16,7 +16,8 @@ import type { ObjectStore } from '../storage/object-store.ts';
 import type { ModelService } from './model.service.ts';
 import type { PrepareSlice } from './ports.ts';
 import { prepareSliceInputs, type SliceImageInput } from './slice-input.ts';
-import { removeObjects } from './stored-images.ts';
+import type { ObjectJanitor } from './object-janitor.ts';
+import type { UploadService } from './upload.service.ts';
 
 export interface ReportInput {
   text: string;
@@ -37,6 +38,10 @@ export interface IngestCaseInput {
   findings?: unknown;
   report?: ReportInput | null;
 }
+
+/** For metrics: how an ingestCase call ended, and how many slices it stored. */
+export type IngestOutcome = 'stored' | 'rejected' | 'failed';
+export type OnIngest = (outcome: IngestOutcome, slices: number) => void;
 
 /** Another process switched the active model while we encoded; encoding again fixes it. */
 class ActiveModelChanged extends Error {}
@@ -80,21 +85,39 @@ export class IngestService {
     private readonly store: ObjectStore,
     private readonly prepare: PrepareSlice,
     private readonly log: Logger,
+    private readonly uploads: UploadService,
+    private readonly janitor: ObjectJanitor,
+    private readonly onIngest: OnIngest = () => {},
   ) {}
 
   /** Returns the id of the stored case. */
   async ingestCase(input: IngestCaseInput): Promise<number> {
+    try {
+      const caseId = await this.ingestChecked(input);
+      this.onIngest('stored', input.images?.length ?? 0);
+      return caseId;
+    } catch (err) {
+      this.onIngest(err instanceof BadInputError ? 'rejected' : 'failed', 0);
+      throw err;
+    }
+  }
+
+  private async ingestChecked(input: IngestCaseInput): Promise<number> {
     checkCaseFields(input);
+    // Slices sent as uploadKey: fetched once here; the upload rows are taken in the transaction.
+    const { images, uploadKeys } = await this.uploads.resolve(input.images ?? []);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.ingestOnce(input);
+        const caseId = await this.ingestOnce({ ...input, images }, uploadKeys);
+        await this.uploads.discard(uploadKeys);
+        return caseId;
       } catch (err) {
         if (!(err instanceof ActiveModelChanged) || attempt >= 2) throw err;
       }
     }
   }
 
-  private async ingestOnce(input: IngestCaseInput): Promise<number> {
+  private async ingestOnce(input: IngestCaseInput, uploadKeys: readonly string[]): Promise<number> {
     const { version, encoder } = await this.models.active();
     const slices = prepareSliceInputs(input.images, encoder.card, this.prepare);
     const codes = await encoder.encode(slices.map((s) => s.patch));
@@ -104,6 +127,9 @@ export class IngestService {
     const prefix = `cases/${crypto.randomUUID()}`;
     const keys = slices.map((s) => `${prefix}/s${s.offset}.png`);
     let oldKeys: string[] = [];
+    // On the outbox before the first byte is stored: a process killed from here to the commit
+    // leaves nothing behind once the grace period is over (ObjectJanitor).
+    await this.repos.objectDeletions.schedule(this.repos.prisma, keys, this.janitor.options.uploadGraceMs);
     try {
       await Promise.all(slices.map((s, i) => this.store.put(keys[i]!, s.storedPng, 'image/png')));
       const caseId = await this.repos.prisma.$transaction(
@@ -112,6 +138,10 @@ export class IngestService {
           // if one did so while we encoded, we encode again rather than store stale codes.
           const [active] = await tx.$queryRawUnsafe<{ id: number }[]>('SELECT id FROM model_versions WHERE active FOR SHARE');
           if (active?.id !== version.id) throw new ActiveModelChanged();
+          if ((await this.repos.objectDeletions.withdraw(tx, keys)) !== keys.length) {
+            throw new UnavailableError('the images of this ingest were stored too long before it could commit and have been removed; nothing was stored, retry');
+          }
+          await this.uploads.take(tx, uploadKeys);
 
           const patientId = await this.repos.cases.upsertPatient(tx, input.patientKey.trim());
           const studyId = studyUid ? await this.studyFor(tx, studyUid, patientId) : null;
@@ -131,6 +161,7 @@ export class IngestService {
             caseId = existing.id;
             oldKeys = (await this.repos.slices.findByCaseIds([caseId], tx)).map((s) => s.imageKey);
             await this.repos.slices.deleteByCase(tx, caseId);
+            await this.repos.objectDeletions.schedule(tx, oldKeys, 0);
             await this.repos.reports.deleteByCase(tx, caseId);
             await this.repos.cases.replace(tx, caseId, fields);
           } else {
@@ -160,10 +191,10 @@ export class IngestService {
         },
         { timeout: 60_000, maxWait: 30_000 },
       );
-      await removeObjects(this.store, oldKeys, this.log);
+      await this.janitor.discard(oldKeys);
       return caseId;
     } catch (err) {
-      await removeObjects(this.store, keys, this.log);
+      await this.janitor.discard(keys);
       throw err;
     }
   }

@@ -10,6 +10,10 @@ export const MAX_SLICES = 64;
 
 export interface SliceImageInput {
   data: string;
+  /** Instead of data (ingestCase only): a key from createSliceUpload; see upload.service.ts. */
+  uploadKey?: string | null;
+  /** The bytes, already fetched for an uploadKey (set by the server, never by a client). */
+  bytes?: Buffer;
   offset?: number | null;
   centerX?: number | null;
   centerY?: number | null;
@@ -44,7 +48,10 @@ export function prepareSliceInputs(inputs: readonly SliceImageInput[], card: Mod
     for (const c of [input.centerX, input.centerY]) {
       if (c != null && !Number.isFinite(c)) throw new BadInputError(`${what}: centerX/centerY must be finite numbers`);
     }
-    const bytes = decodeBase64(input.data, what);
+    if (input.uploadKey != null && !input.bytes) {
+      throw new BadInputError(`${what}: uploadKey is accepted by ingestCase only; send the image inline as data`);
+    }
+    const bytes = input.bytes ?? decodeBase64(input.data, what);
     try {
       return prepare({ data: bytes, offset: offsets[i]!, centerX: input.centerX ?? undefined, centerY: input.centerY ?? undefined }, card);
     } catch (err) {

@@ -21,6 +21,8 @@ export interface ObjectStore {
   list(prefix: string): Promise<string[]>;
   /** A URL that serves the object without credentials for `expirySeconds` (S3 only). */
   presignedGetUrl?(key: string, expirySeconds: number): Promise<string>;
+  /** A URL to which a client PUTs the object without credentials, for `expirySeconds` (S3 only). */
+  presignedPutUrl?(key: string, expirySeconds: number): Promise<string>;
 }
 
 /** Longest key accepted (S3's own limit is 1024 bytes). */

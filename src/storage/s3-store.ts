@@ -10,7 +10,7 @@
  */
 import type { Readable } from 'node:stream';
 import { Client } from 'minio';
-import { BadInputError, NotFoundError } from '../errors.ts';
+import { BadInputError, NotFoundError, UnavailableError } from '../errors.ts';
 import { assertValidKey, assertValidPrefix, type ObjectStore } from './object-store.ts';
 
 export interface S3ObjectStoreOptions {
@@ -63,27 +63,29 @@ export class S3ObjectStore implements ObjectStore {
     if (body.length > MAX_SINGLE_PUT_BYTES) {
       throw new BadInputError(`object ${key} is ${body.length} bytes; at most ${MAX_SINGLE_PUT_BYTES} are stored`);
     }
-    await this.client.putObject(this.bucket, key, body, body.length, { 'Content-Type': contentType });
+    await reachable(this.client.putObject(this.bucket, key, body, body.length, { 'Content-Type': contentType }));
   }
 
   async get(key: string): Promise<Buffer> {
     assertValidKey(key);
     let stream: Readable;
     try {
-      stream = await this.client.getObject(this.bucket, key);
+      stream = await reachable(this.client.getObject(this.bucket, key));
     } catch (err) {
       if (isNotFound(err)) throw new NotFoundError(`no object ${key}`);
       throw err;
     }
-    const chunks: Buffer[] = [];
-    for await (const chunk of stream) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
+    return reachable((async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    })());
   }
 
   async delete(key: string): Promise<void> {
     assertValidKey(key);
     try {
-      await this.client.removeObject(this.bucket, key); // S3 DELETE of a missing key succeeds
+      await reachable(this.client.removeObject(this.bucket, key)); // S3 DELETE of a missing key succeeds
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -92,7 +94,7 @@ export class S3ObjectStore implements ObjectStore {
   async exists(key: string): Promise<boolean> {
     assertValidKey(key);
     try {
-      await this.client.statObject(this.bucket, key);
+      await reachable(this.client.statObject(this.bucket, key));
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -102,11 +104,13 @@ export class S3ObjectStore implements ObjectStore {
 
   async list(prefix: string): Promise<string[]> {
     assertValidPrefix(prefix);
-    const keys: string[] = [];
-    for await (const item of this.client.listObjectsV2(this.bucket, prefix, true)) {
-      if (item.name) keys.push(item.name);
-    }
-    return keys.sort();
+    return reachable((async () => {
+      const keys: string[] = [];
+      for await (const item of this.client.listObjectsV2(this.bucket, prefix, true)) {
+        if (item.name) keys.push(item.name);
+      }
+      return keys.sort();
+    })());
   }
 
   async presignedGetUrl(key: string, expirySeconds: number): Promise<string> {
@@ -115,6 +119,14 @@ export class S3ObjectStore implements ObjectStore {
       throw new BadInputError(`expirySeconds must be an integer from 1 to ${MAX_PRESIGN_SECONDS}`);
     }
     return this.client.presignedGetObject(this.bucket, key, expirySeconds);
+  }
+
+  async presignedPutUrl(key: string, expirySeconds: number): Promise<string> {
+    assertValidKey(key);
+    if (!Number.isInteger(expirySeconds) || expirySeconds < 1 || expirySeconds > MAX_PRESIGN_SECONDS) {
+      throw new BadInputError(`expirySeconds must be an integer from 1 to ${MAX_PRESIGN_SECONDS}`);
+    }
+    return this.client.presignedPutObject(this.bucket, key, expirySeconds);
   }
 }
 
@@ -135,6 +147,19 @@ export function parseEndpoint(endPoint: string): { endPoint: string; port: numbe
   const useSSL = url.protocol === 'https:';
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1'); // IPv6 literal without brackets
   return { endPoint: host, port: url.port ? Number(url.port) : useSSL ? 443 : 80, useSSL };
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
+
+/** A store that cannot be reached is a SERVICE_UNAVAILABLE for the caller, not an internal error. */
+async function reachable<T>(op: Promise<T>): Promise<T> {
+  try {
+    return await op;
+  } catch (err) {
+    const code = (err as { code?: string } | null)?.code ?? (err as { cause?: { code?: string } } | null)?.cause?.code ?? '';
+    if (NETWORK_CODES.has(code)) throw new UnavailableError(`the object store is unreachable right now (${code}); retry shortly`, { cause: err });
+    throw err;
+  }
 }
 
 function isNotFound(err: unknown): boolean {

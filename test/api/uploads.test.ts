@@ -1,0 +1,205 @@
+/**
+ * Large uploads: a PACS client asks for an upload URL, PUTs a slice image there, and names the
+ * key in ingestCase instead of sending base64. On the embedded store the URL is the service's own
+ * signed /uploads URL; on S3 it is a presigned PUT URL (tested against s3rver).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { makePhantomPng } from '../../src/inference/index.ts';
+import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
+import { databaseLabel } from '../support/test-database.ts';
+import { phantomSlices } from '../support/phantom-cases.ts';
+import { startTestService, type TestService } from '../support/test-service.ts';
+
+const CREATE = `mutation ($t: String!, $n: Int!) { createSliceUpload(contentType: $t, byteLength: $n) { key url method headers { name value } expiresAt } }`;
+const INGEST = 'mutation ($input: IngestCaseInput!) { ingestCase(input: $input) { id externalId slices { offset imageUrl } } }';
+const SEARCH = 'query ($input: SimilarCasesInput!) { similarCases(input: $input) { hits { rank } } }';
+
+interface Upload {
+  key: string;
+  url: string;
+  method: string;
+  headers: { name: string; value: string }[];
+  expiresAt: string;
+}
+
+const png = makePhantomPng({ seed: 11, size: 64, diameterPx: 14 });
+
+async function createUpload(svc: TestService, bytes: Buffer, role: 'writer' | 'reader' = 'writer'): Promise<Upload> {
+  const res = await svc.gql(CREATE, { t: 'image/png', n: bytes.length }, role);
+  assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+  return res.data.createSliceUpload;
+}
+
+async function put(upload: Upload, body: Buffer, url = upload.url): Promise<Response> {
+  const headers = Object.fromEntries(upload.headers.map((h) => [h.name, h.value]));
+  return fetch(url, { method: upload.method, headers, body: new Uint8Array(body) });
+}
+
+async function count(svc: TestService, table: string): Promise<number> {
+  return (await svc.db.raw.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`))[0]!.n;
+}
+
+describe(`uploads on the embedded filesystem store (${databaseLabel})`, () => {
+  let svc: TestService;
+  before(async () => {
+    // S3_ENDPOINT '' keeps the filesystem store even in CI's S3 run; a short sweep interval for the expiry story.
+    svc = await startTestService({ env: { S3_ENDPOINT: '', FCDN_UPLOAD_SWEEP_MS: '200' } });
+  });
+  after(async () => svc?.stop());
+
+  test('a writer uploads a slice to the signed URL and ingests it by key; the upload is removed afterwards', async () => {
+    const upload = await createUpload(svc, png);
+    assert.match(upload.key, /^uploads\/[0-9a-f-]{36}$/);
+    assert.ok(upload.url.startsWith(`${svc.url}/uploads/`), upload.url);
+    assert.equal(upload.method, 'PUT');
+    assert.ok(new Date(upload.expiresAt).getTime() > Date.now() + 3000_000, 'an hour by default');
+
+    const res = await put(upload, png);
+    assert.equal(res.status, 200, await res.text());
+    assert.ok(await svc.service.services.store.exists(upload.key));
+
+    // One slice by key, two inline: both kinds mix in one case.
+    const inline = phantomSlices({ seed: 11, diameterPx: 14 }).filter((s) => s.offset !== 0);
+    const ingest = await svc.gql(INGEST, { input: { patientKey: 'PSEUDO-U1', externalId: 'by-upload', images: [{ data: '', uploadKey: upload.key, offset: 0 }, ...inline] } }, 'writer');
+    assert.equal(ingest.errors, undefined, JSON.stringify(ingest.errors));
+    assert.deepEqual(ingest.data.ingestCase.slices.map((s: { offset: number }) => s.offset).sort(), [-1, 0, 1]);
+
+    // The case's centre slice is the uploaded image, stored under the case's own key.
+    const centre = ingest.data.ingestCase.slices.find((s: { offset: number }) => s.offset === 0);
+    const image = await fetch(centre.imageUrl);
+    assert.equal(image.status, 200);
+    const inlineCase = await svc.gql(INGEST, { input: { patientKey: 'PSEUDO-U1', externalId: 'inline-twin', images: [{ data: png.toString('base64') }] } }, 'writer');
+    const twin = await fetch(inlineCase.data.ingestCase.slices[0].imageUrl);
+    assert.deepEqual(Buffer.from(await image.arrayBuffer()), Buffer.from(await twin.arrayBuffer()), 'same stored image as the same bytes sent inline');
+
+    assert.equal(await svc.service.services.store.exists(upload.key), false, 'upload object removed');
+    assert.equal(await count(svc, 'slice_uploads'), 0, 'upload row removed');
+
+    // An upload makes one case: the key is spent.
+    const again = await svc.gql(INGEST, { input: { patientKey: 'PSEUDO-U1', externalId: 'again', images: [{ data: '', uploadKey: upload.key }] } }, 'writer');
+    assert.equal(again.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
+    assert.match(again.errors![0]!.message, /does not exist, has expired or was already used/);
+  });
+
+  test('the upload URL checks its signature, expiry and the declared length', async () => {
+    const upload = await createUpload(svc, png);
+    const forged = upload.url.replace(/sig=[^&]+/, 'sig=AAAA');
+    assert.equal((await put(upload, png, forged)).status, 403);
+    const otherKey = upload.url.replace(/uploads\/[0-9a-f-]{36}/, 'uploads/00000000-0000-4000-8000-000000000000');
+    assert.equal((await put(upload, png, otherKey)).status, 403, 'a signature is for one key');
+    const later = upload.url.replace(/expires=(\d+)/, (_, e) => `expires=${Number(e) + 3600}`);
+    assert.equal((await put(upload, png, later)).status, 403, 'the expiry is signed');
+
+    const short = await put(upload, png.subarray(0, png.length - 1));
+    assert.equal(short.status, 400);
+    assert.match((await short.json()).error, /declared/);
+    const big = await put(upload, Buffer.concat([png, Buffer.alloc(10)]));
+    assert.equal(big.status, 400);
+    assert.equal(await svc.service.services.store.exists(upload.key), false, 'nothing stored from refused bodies');
+  });
+
+  test('createSliceUpload needs a writer and sensible arguments', async () => {
+    const reader = await svc.gql(CREATE, { t: 'image/png', n: 100 }, 'reader');
+    assert.equal(reader.errors?.[0]?.extensions?.code, 'FORBIDDEN');
+    const anonymous = await svc.gql(CREATE, { t: 'image/png', n: 100 }, null);
+    assert.equal(anonymous.errors?.[0]?.extensions?.code, 'UNAUTHENTICATED');
+    for (const [t, n, message] of [
+      ['text/html', 100, /contentType must be one of/],
+      ['image/png', 0, /byteLength must be an integer from 1/],
+      ['image/png', 2 ** 30, /FCDN_MAX_UPLOAD_BYTES/],
+    ] as const) {
+      const res = await svc.gql(CREATE, { t, n }, 'writer');
+      assert.equal(res.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT', t);
+      assert.match(res.errors![0]!.message, message);
+    }
+  });
+
+  test('exactly one of data or uploadKey; keys must be ones the server issued, uploaded and live', async () => {
+    const upload = await createUpload(svc, png);
+    const before = { cases: await count(svc, 'nodule_cases'), uploads: await count(svc, 'slice_uploads') };
+    const cases: [unknown, RegExp][] = [
+      [{ data: png.toString('base64'), uploadKey: upload.key }, /either data or uploadKey, not both/],
+      [{ data: '', uploadKey: '../../etc/passwd' }, /is not a key createSliceUpload issued/],
+      [{ data: '', uploadKey: 'cases/00000000-0000-4000-8000-000000000000/s0.png' }, /is not a key createSliceUpload issued/],
+      [{ data: '', uploadKey: 'uploads/00000000-0000-4000-8000-000000000000' }, /does not exist, has expired/],
+      [{ data: '', uploadKey: upload.key }, /nothing was uploaded to .* yet/],
+      [{ data: '' }, /data is empty/],
+    ];
+    for (const [image, message] of cases) {
+      const res = await svc.gql(INGEST, { input: { patientKey: 'PSEUDO-U2', externalId: 'never', images: [image] } }, 'writer');
+      assert.equal(res.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT', JSON.stringify(image));
+      assert.match(res.errors![0]!.message, message);
+    }
+    const search = await svc.gql(SEARCH, { input: { images: [{ data: '', uploadKey: upload.key }] } }, 'reader');
+    assert.equal(search.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
+    assert.match(search.errors![0]!.message, /uploadKey is accepted by ingestCase only/);
+    assert.deepEqual({ cases: await count(svc, 'nodule_cases'), uploads: await count(svc, 'slice_uploads') }, before);
+  });
+
+  test('an ingest that fails on an uploaded image writes nothing and leaves the upload in place', async () => {
+    const corrupt = Buffer.from(png);
+    corrupt[corrupt.length - 20] ^= 0xff; // breaks a CRC
+    const upload = await createUpload(svc, corrupt);
+    assert.equal((await put(upload, corrupt)).status, 200);
+    const cases = await count(svc, 'nodule_cases');
+    const objects = (await svc.service.services.store.list('cases/')).length;
+    const res = await svc.gql(INGEST, { input: { patientKey: 'PSEUDO-U3', externalId: 'corrupt', images: [{ data: '', uploadKey: upload.key }] } }, 'writer');
+    assert.equal(res.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
+    assert.match(res.errors![0]!.message, /images\[0\] \(offset 0\): PNG image refused/, 'validated exactly as inline data');
+    assert.equal(await count(svc, 'nodule_cases'), cases);
+    assert.equal((await svc.service.services.store.list('cases/')).length, objects);
+    assert.ok(await svc.service.services.store.exists(upload.key), 'the upload stays until it expires');
+  });
+
+  test('uploads that never become a case are removed by the sweeper once expired', async () => {
+    const shortLived = await startTestService({ env: { S3_ENDPOINT: '', FCDN_UPLOAD_TTL_SECONDS: '1', FCDN_UPLOAD_SWEEP_MS: '200' } });
+    try {
+      const upload = await createUpload(shortLived, png);
+      assert.equal((await put(upload, png)).status, 200);
+      assert.equal(await count(shortLived, 'slice_uploads'), 1);
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && ((await count(shortLived, 'slice_uploads')) > 0 || (await shortLived.service.services.store.exists(upload.key)))) {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(await count(shortLived, 'slice_uploads'), 0, 'row swept');
+      assert.equal(await shortLived.service.services.store.exists(upload.key), false, 'object swept');
+      const late = await put(upload, png);
+      assert.equal(late.status, 403, 'the URL has expired too');
+      const res = await shortLived.gql(INGEST, { input: { patientKey: 'PSEUDO-U4', images: [{ data: '', uploadKey: upload.key }] } }, 'writer');
+      assert.match(res.errors![0]!.message, /does not exist, has expired/);
+    } finally {
+      await shortLived.stop();
+    }
+  });
+});
+
+describe(`uploads on S3 (s3rver, ${databaseLabel})`, () => {
+  let s3: RunningS3rver;
+  let svc: TestService;
+  before(async () => {
+    s3 = await startS3rver();
+    svc = await startTestService({ env: { S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_BUCKET: 'fcdn-uploads-test' } });
+  });
+  after(async () => {
+    await svc?.stop();
+    await s3?.close();
+  });
+
+  test('createSliceUpload returns a presigned PUT URL of the bucket; ingest by key removes the upload object', async () => {
+    const upload = await createUpload(svc, png);
+    const url = new URL(upload.url);
+    assert.equal(url.origin, s3.endpoint);
+    assert.equal(url.pathname, `/fcdn-uploads-test/${upload.key}`);
+    assert.ok(url.searchParams.get('X-Amz-Signature'), 'presigned');
+    const res = await put(upload, png);
+    assert.equal(res.status, 200, await res.text());
+    assert.ok(await svc.service.services.store.exists(upload.key));
+
+    const ingest = await svc.gql(INGEST, { input: { patientKey: 'PSEUDO-S3', externalId: 's3-upload', images: [{ data: '', uploadKey: upload.key }] } }, 'writer');
+    assert.equal(ingest.errors, undefined, JSON.stringify(ingest.errors));
+    assert.equal((await fetch(ingest.data.ingestCase.slices[0].imageUrl)).status, 200);
+    assert.equal(await svc.service.services.store.exists(upload.key), false);
+    assert.equal(await count(svc, 'slice_uploads'), 0);
+  });
+});
