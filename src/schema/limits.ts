@@ -2,7 +2,10 @@
  * Validation rules that refuse expensive operations before they run: a depth limit and a cost
  * limit. Cost counts every selected field once, multiplied by the sizes of the lists above it
  * (the `first` or `k` argument where given, else LIST_DEFAULT); aliases count like fields, so
- * alias flooding is refused too.
+ * alias flooding is refused too. A search scans the archive, so each `similarCases` counts
+ * SEARCH_COST on top, and an operation may use at most MAX_ALIASES aliases: ten thousand
+ * aliases of a cheap field were measured to hold the server for 40 s (docs/reliability.md).
+ * The parser itself stops at MAX_TOKENS (src/http/graphql.ts), before any of this runs.
  */
 import {
   GraphQLError,
@@ -22,10 +25,13 @@ import {
 
 export const MAX_DEPTH = 10;
 export const MAX_COST = 100_000;
+export const MAX_ALIASES = 100;
+export const MAX_TOKENS = 5_000;
+export const SEARCH_COST = 10_000;
 const LIST_DEFAULT = 10;
 
 function limitError(message: string): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
+  return new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT', http: { status: 400 } } });
 }
 
 function isList(type: GraphQLOutputType | GraphQLInputType): boolean {
@@ -65,6 +71,9 @@ export function operationLimits(variables: Record<string, unknown> = {}) {
   return (context: ValidationContext): ASTVisitor => {
     const fragments = new Map<string, FragmentDefinitionNode>();
     for (const def of context.getDocument().definitions) if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def);
+    // A fragment's cost depends only on the list size passed into it: remembering it keeps a
+    // fragment spread twice in each of forty fragments (2^40 paths) a linear walk.
+    const fragmentMemo = new Map<string, [number, number]>();
 
     // Walks selections with the schema's types; returns [cost, depth]. A size asked for by a
     // field (cases(first), similarCases(k)) applies to the first list below it (edges, hits).
@@ -84,6 +93,7 @@ export function operationLimits(variables: Record<string, unknown> = {}) {
             fieldCost += (list ? (asked ?? LIST_DEFAULT) : 1) * c;
             fieldDepth += d;
           }
+          if (sel.name.value === 'similarCases') fieldCost += SEARCH_COST;
           cost += fieldCost;
           depth = Math.max(depth, fieldDepth);
         } else {
@@ -91,7 +101,10 @@ export function operationLimits(variables: Record<string, unknown> = {}) {
           if (!fragment || (sel.kind === Kind.FRAGMENT_SPREAD && seen.has(sel.name.value))) continue;
           const next = sel.kind === Kind.FRAGMENT_SPREAD ? new Set([...seen, sel.name.value]) : seen;
           const type = fragment.typeCondition ? context.getSchema().getType(fragment.typeCondition.name.value) : parentType;
-          const [c, d] = measure(fragment.selectionSet, type as ReturnType<typeof getNamedType>, next, pendingSize);
+          const memoKey = sel.kind === Kind.FRAGMENT_SPREAD ? `${sel.name.value}|${pendingSize}` : undefined;
+          const known = memoKey ? fragmentMemo.get(memoKey) : undefined;
+          const [c, d] = known ?? measure(fragment.selectionSet, type as ReturnType<typeof getNamedType>, next, pendingSize);
+          if (memoKey && !known) fragmentMemo.set(memoKey, [c, d]);
           cost += c;
           depth = Math.max(depth, d);
         }
@@ -100,7 +113,16 @@ export function operationLimits(variables: Record<string, unknown> = {}) {
       return [cost, depth];
     };
 
+    let aliases = 0;
     return {
+      Field(node) {
+        if (node.alias) aliases++;
+      },
+      Document: {
+        leave() {
+          if (aliases > MAX_ALIASES) context.reportError(limitError(`the operation uses ${aliases} aliases; at most ${MAX_ALIASES} are allowed`));
+        },
+      },
       OperationDefinition(node) {
         const root = node.operation === 'mutation' ? context.getSchema().getMutationType() : node.operation === 'subscription' ? null : context.getSchema().getQueryType();
         const [cost, depth] = measure(node.selectionSet, root ?? undefined, new Set());
