@@ -4,14 +4,34 @@
  */
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
-import { GraphQLError, validate, type GraphQLFormattedError } from 'graphql';
+import { GraphQLError, Kind, validate, visit, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
+import { isDatabaseUnavailable } from '../db/connection-errors.ts';
 import { DomainError } from '../errors.ts';
 import type { GraphQLContext } from '../resolvers/context.ts';
 import { resolvers } from '../resolvers/index.ts';
 import { typeDefs } from '../schema/index.ts';
-import { operationLimits } from '../schema/limits.ts';
+import { MAX_TOKENS, operationLimits } from '../schema/limits.ts';
 import type { Metrics } from './metrics.ts';
+import { operationLogPlugin } from './operation-log.ts';
+import { currentLog } from './request-id.ts';
+
+/** Postgres text cannot hold NUL: refuse it here, for every argument, rather than fail in SQL. */
+function containsNul(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (depth > 64 || value === null || typeof value !== 'object') return false;
+  return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v, depth + 1));
+}
+
+function documentContainsNul(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    [Kind.STRING]: (node) => {
+      if (node.value.includes('\u0000')) found = true;
+    },
+  });
+  return found;
+}
 
 /** Depth and cost need the request's variables (list sizes), so they run once the operation is known. */
 const limitsPlugin: ApolloServerPlugin<GraphQLContext> = {
@@ -20,6 +40,9 @@ const limitsPlugin: ApolloServerPlugin<GraphQLContext> = {
       async didResolveOperation({ document, request, schema }) {
         const errors = validate(schema, document, [operationLimits(request.variables ?? {})]);
         if (errors.length > 0) throw errors[0];
+        if (containsNul(request.variables) || documentContainsNul(document)) {
+          throw new GraphQLError('text arguments must not contain NUL characters (\\u0000)', { extensions: { code: 'BAD_USER_INPUT', http: { status: 400 } } });
+        }
       },
     };
   },
@@ -30,15 +53,20 @@ export function createApolloServer(log: Logger, metrics: Metrics, introspection:
     typeDefs,
     resolvers: resolvers as never,
     introspection,
-    plugins: [limitsPlugin],
+    // Refuse token floods (aliases, directives, nesting) in the parser, before validation runs.
+    parseOptions: { maxTokens: MAX_TOKENS },
+    plugins: [limitsPlugin, operationLogPlugin],
     includeStacktraceInErrorResponses: false,
     formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
       const original = unwrapResolverError(error);
       let result = formatted;
       if (original instanceof DomainError) {
         result = { ...formatted, message: original.message, extensions: { code: original.code } };
+      } else if (!(original instanceof GraphQLError) && isDatabaseUnavailable(original)) {
+        currentLog(log).warn({ err: original, path: formatted.path }, 'database unreachable');
+        result = { ...formatted, message: 'the database is unreachable right now; retry shortly', extensions: { code: 'SERVICE_UNAVAILABLE' } };
       } else if (!(original instanceof GraphQLError) && formatted.extensions?.code === 'INTERNAL_SERVER_ERROR') {
-        log.error({ err: original, path: formatted.path }, 'unexpected error in a resolver');
+        currentLog(log).error({ err: original, path: formatted.path }, 'unexpected error in a resolver');
         result = { ...formatted, message: 'internal error; the details are in the service log', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
       }
       metrics.graphqlErrors.inc({ code: String(result.extensions?.code ?? 'UNKNOWN') });

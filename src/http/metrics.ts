@@ -19,6 +19,28 @@ export function createMetrics() {
       labelNames: ['code'],
       registers: [registry],
     }),
+    inferenceSeconds: new client.Histogram({
+      name: 'fcdn_inference_duration_seconds',
+      help: 'ONNX Runtime time of one encoder run (a batch of patches: search queries, ingests, reindex)',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2],
+      registers: [registry],
+    }),
+    inferencePatches: new client.Counter({
+      name: 'fcdn_inference_patches_total',
+      help: 'Patches encoded by the model',
+      registers: [registry],
+    }),
+    ingestCases: new client.Counter({
+      name: 'fcdn_ingest_cases_total',
+      help: 'ingestCase calls by outcome: stored, rejected (bad input) or failed',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    ingestSlices: new client.Counter({
+      name: 'fcdn_ingest_slices_total',
+      help: 'Slices stored by successful ingests',
+      registers: [registry],
+    }),
     reindexDone: new client.Gauge({
       name: 'fcdn_reindex_slices_done',
       help: 'Slices re-encoded by the running reindex job',

@@ -29,6 +29,8 @@ export interface EncoderOptions {
   maxBatch?: number;
   /** For tests: replaces onnxruntime's session creation. */
   sessionFactory?: SessionFactory;
+  /** Called after every session run with its seconds and batch size (the service's metrics). */
+  onRun?: (seconds: number, patches: number) => void;
 }
 
 type Tap = 'shallow' | 'middle' | 'deep';
@@ -65,6 +67,7 @@ export class FcdnEncoder {
     readonly sha256: string,
     readonly executionProvider: ExecutionProvider,
     readonly maxBatch: number,
+    private readonly onRun: (seconds: number, patches: number) => void = () => {},
   ) {}
 
   static async load(
@@ -84,7 +87,7 @@ export class FcdnEncoder {
       if (e instanceof ExecutionProviderError) throw e;
       throw new ModelLoadError(`onnxruntime could not load the model ${model.modelPath}: ${(e as Error).message}`);
     }
-    const encoder = new FcdnEncoder(created.session, model.modelPath, model.card, model.sha256, created.executionProvider, maxBatch);
+    const encoder = new FcdnEncoder(created.session, model.modelPath, model.card, model.sha256, created.executionProvider, maxBatch, options.onRun);
     try {
       await encoder.selfCheck();
     } catch (e) {
@@ -189,7 +192,9 @@ export class FcdnEncoder {
     const { io } = this.card;
     const input = new ort.Tensor('float32', data, [n, 1, size, size]);
     // Fetch only the code taps: the per-pixel mask is not needed for search.
+    const started = process.hrtime.bigint();
     const results = await this.session.run({ [io.input]: input }, TAPS.map((t) => io[t]));
+    this.onRun(Number(process.hrtime.bigint() - started) / 1e9, n);
     const values = {} as Record<Tap, Float32Array>;
     for (const tap of TAPS) {
       const t = results[io[tap]];
