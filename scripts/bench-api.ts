@@ -1,13 +1,19 @@
 /**
- * `npm run bench:api -- [--slices 100000] [--seconds 20] [--connections 32] [--json FILE]`
+ * `npm run bench:api -- [--slices 100000] [--seconds 20] [--rates 50,100] [--connections 32]
+ *                       [--query-slices 1] [--ingests 30] [--json FILE] [--no-doc]`
  *
  * End-to-end load on the running service: stores N synthetic slices (3 per case, learned-like
  * clustered codes under the shipped model; see docs/benchmarks/search.md) in the database of
  * DATABASE_URL (else a PGlite folder), starts `src/main.ts` as its own process, and from this
- * process sends `similarCases` with NEW images (three phantom PNG slices: decoding and ONNX
- * inference included) over loopback from C concurrent keep-alive connections for S seconds.
- * Then it measures ingest throughput through `ingestCase`. Prints a table and writes
- * docs/benchmarks/api.md (and the JSON).
+ * process sends `similarCases` with NEW images (phantom PNG slices: decoding and ONNX inference
+ * included; 1 slice per query by default, as when a radiologist points at a nodule, or 3) over
+ * loopback, in two ways:
+ *   - open loop at fixed arrival rates (--rates, requests/s): request i is due at i / rate,
+ *     whatever the earlier ones do, and its latency counts from when it was due (no
+ *     coordinated omission), so p50 / p95 are what a user sees at that traffic;
+ *   - closed loop from C keep-alive connections (--connections): the most it can serve.
+ * Then ingest throughput through `ingestCase` (one at a time, and 4 at once so the encoder's
+ * micro-batching can join them). Prints a table and writes docs/benchmarks/api.md (and the JSON).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -31,6 +37,9 @@ const { values } = parseArgs({
     slices: { type: 'string', default: '100000' },
     seconds: { type: 'string', default: '20' },
     connections: { type: 'string', default: '32' },
+    rates: { type: 'string', default: '50,100' },
+    'query-slices': { type: 'string', default: '1' },
+    'no-doc': { type: 'boolean', default: false },
     ingests: { type: 'string', default: '30' },
     json: { type: 'string' },
   },
@@ -38,6 +47,10 @@ const { values } = parseArgs({
 const SLICES = Number(values.slices);
 const SECONDS = Number(values.seconds);
 const CONNECTIONS = Number(values.connections);
+const RATES = values.rates!.split(',').filter(Boolean).map(Number);
+const QUERY_SLICES = Number(values['query-slices']);
+if (![1, 3].includes(QUERY_SLICES)) throw new Error('--query-slices must be 1 or 3');
+if (RATES.some((r) => !(r > 0))) throw new Error('--rates must be positive numbers (requests/s)');
 const log = (m: string) => console.log(`[bench:api ${new Date().toISOString().slice(11, 19)}] ${m}`);
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.max(0, Math.ceil(p * xs.length) - 1))] ?? NaN;
 
@@ -81,7 +94,11 @@ const service = await startServiceProcess({ FCDN_DATA_DIR: dataDir, FCDN_MODEL: 
 const url = new URL(`${service.url}/graphql`);
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
 const QUERY = 'query ($i: SimilarCasesInput!) { similarCases(input: $i) { tookMs hits { rank jointDistance case { id malignancyClass diameterMm } } } }';
-const bodies = Array.from({ length: 16 }, (_, i) => JSON.stringify({ query: QUERY, variables: { i: { images: phantomSlices({ seed: 1000 + i, diameterPx: 6 + i * 1.5 }), k: 10 } } }));
+const queryImages = (i: number) => {
+  const slices = phantomSlices({ seed: 1000 + i, diameterPx: 6 + i * 1.5 });
+  return QUERY_SLICES === 3 ? slices : slices.filter((sl) => sl.offset === 0);
+};
+const bodies = Array.from({ length: 16 }, (_, i) => JSON.stringify({ query: QUERY, variables: { i: { images: queryImages(i), k: 10 } } }));
 
 function post(body: string, key = KEYS.reader): Promise<{ status: number; ms: number; errors: boolean; tookMs?: number }> {
   const t = performance.now();
@@ -104,36 +121,104 @@ function post(body: string, key = KEYS.reader): Promise<{ status: number; ms: nu
 for (let i = 0; i < 8; i++) await post(bodies[i % bodies.length]!);
 
 // ---- 3. search load --------------------------------------------------------------------------------
-log(`load: ${CONNECTIONS} connections for ${SECONDS} s, similarCases with 3 new PNG slices, k = 10`);
-const latencies: number[] = [];
-const serverMs: number[] = [];
-let errors = 0;
-const deadline = performance.now() + SECONDS * 1000;
-const started = performance.now();
-await Promise.all(
-  Array.from({ length: CONNECTIONS }, async (_, c) => {
-    for (let i = c; performance.now() < deadline; i += CONNECTIONS) {
-      const r = await post(bodies[i % bodies.length]!);
-      latencies.push(r.ms);
-      if (r.tookMs != null) serverMs.push(r.tookMs);
-      if (r.status !== 200 || r.errors) errors++;
-    }
-  }),
-);
-const elapsed = (performance.now() - started) / 1000;
+interface Phase {
+  mode: string;
+  requests: number;
+  errors: number;
+  seconds: number;
+  throughput_rps: number;
+  p50_ms: number;
+  p95_ms: number;
+  p99_ms: number;
+  server_p50_ms: number;
+}
+function phase(mode: string, latencies: number[], serverMs: number[], errors: number, seconds: number): Phase {
+  return {
+    mode,
+    requests: latencies.length,
+    errors,
+    seconds: round(seconds),
+    throughput_rps: round(latencies.length / seconds),
+    p50_ms: round(pct(latencies, 0.5)),
+    p95_ms: round(pct(latencies, 0.95)),
+    p99_ms: round(pct(latencies, 0.99)),
+    server_p50_ms: round(pct(serverMs, 0.5)),
+  };
+}
+
+/** Open loop: request i is due at started + i / rate; its latency counts from then. */
+async function openLoop(rate: number): Promise<Phase> {
+  log(`open loop: ${rate} requests/s for ${SECONDS} s, similarCases with ${QUERY_SLICES} new PNG slice(s), k = 10`);
+  const latencies: number[] = [];
+  const serverMs: number[] = [];
+  let errors = 0;
+  const total = Math.round(rate * SECONDS);
+  const started = performance.now();
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = started + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(
+      post(bodies[i % bodies.length]!).then((r) => {
+        latencies.push(performance.now() - due);
+        if (r.tookMs != null) serverMs.push(r.tookMs);
+        if (r.status !== 200 || r.errors) errors++;
+      }),
+    );
+  }
+  await Promise.all(inFlight);
+  return phase(`open loop, ${rate} req/s offered`, latencies, serverMs, errors, (performance.now() - started) / 1000);
+}
+
+/** Closed loop: C connections, each sends its next request when the last one answered. */
+async function closedLoop(connections: number): Promise<Phase> {
+  log(`closed loop: ${connections} connections for ${SECONDS} s`);
+  const latencies: number[] = [];
+  const serverMs: number[] = [];
+  let errors = 0;
+  const deadline = performance.now() + SECONDS * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: connections }, async (_, c) => {
+      for (let i = c; performance.now() < deadline; i += connections) {
+        const r = await post(bodies[i % bodies.length]!);
+        latencies.push(r.ms);
+        if (r.tookMs != null) serverMs.push(r.tookMs);
+        if (r.status !== 200 || r.errors) errors++;
+      }
+    }),
+  );
+  return phase(`closed loop, ${connections} connections`, latencies, serverMs, errors, (performance.now() - started) / 1000);
+}
+
+const phases: Phase[] = [];
+for (const rate of RATES) phases.push(await openLoop(rate));
+phases.push(await closedLoop(CONNECTIONS));
 const single: number[] = [];
 for (let i = 0; i < 20; i++) single.push((await post(bodies[i % bodies.length]!)).ms);
+for (const p of phases) log(`${p.mode}: ${p.requests} requests, ${p.errors} errors, ${p.throughput_rps} req/s, p50 ${p.p50_ms} ms, p95 ${p.p95_ms} ms`);
 
 // ---- 4. ingest throughput -------------------------------------------------------------------------
 const INGEST = 'mutation ($i: IngestCaseInput!) { ingestCase(input: $i) { id } }';
 const ingestN = Number(values.ingests);
-const t1 = performance.now();
-let ingestErrors = 0;
-for (let i = 0; i < ingestN; i++) {
-  const r = await post(JSON.stringify({ query: INGEST, variables: { i: { externalId: `bench-ingest-${i}`, patientKey: `BENCH-INGEST-${i % 10}`, images: phantomSlices({ seed: 5000 + i, diameterPx: 6 + (i % 20) }) } } }), KEYS.writer);
-  if (r.status !== 200 || r.errors) ingestErrors++;
+async function ingestRun(concurrency: number, offset: number) {
+  const t = performance.now();
+  let errs = 0;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < ingestN; i = next++) {
+        const n = offset + i;
+        const r = await post(JSON.stringify({ query: INGEST, variables: { i: { externalId: `bench-ingest-${n}`, patientKey: `BENCH-INGEST-${n % 10}`, images: phantomSlices({ seed: 5000 + n, diameterPx: 6 + (n % 20) }) } } }), KEYS.writer);
+        if (r.status !== 200 || r.errors) errs++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - t) / 1000;
+  return { concurrency, cases: ingestN, slices: ingestN * 3, seconds: round(seconds), slices_per_s: round((ingestN * 3) / seconds), errors: errs };
 }
-const ingestSeconds = (performance.now() - t1) / 1000;
+const ingests = [await ingestRun(1, 0), await ingestRun(4, ingestN)];
 await service.kill('SIGTERM');
 agent.destroy();
 
@@ -141,37 +226,38 @@ agent.destroy();
 const result = {
   slices: SLICES,
   database: dbUrl ? 'postgres' : 'pglite',
-  connections: CONNECTIONS,
-  seconds: round(elapsed),
-  requests: latencies.length,
-  errors,
-  throughput_rps: round(latencies.length / elapsed),
-  p50_ms: round(pct(latencies, 0.5)),
-  p95_ms: round(pct(latencies, 0.95)),
-  server_p50_ms: round(pct(serverMs, 0.5)),
+  query_slices: QUERY_SLICES,
+  phases,
   single_connection_p50_ms: round(pct(single, 0.5)),
-  ingest: { cases: ingestN, slices: ingestN * 3, seconds: round(ingestSeconds), slices_per_s: round((ingestN * 3) / ingestSeconds), errors: ingestErrors },
+  ingest: ingests,
   load_average: os.loadavg().map((x) => round(x)),
 };
 function round(x: number) {
   return Math.round(x * 100) / 100;
 }
-const command = `${dbUrl ? 'DATABASE_URL=... ' : ''}npm run bench:api -- --slices ${SLICES} --seconds ${SECONDS} --connections ${CONNECTIONS}`;
+const command = `${dbUrl ? 'DATABASE_URL=... ' : ''}npm run bench:api -- --slices ${SLICES} --seconds ${SECONDS} --rates ${RATES.join(',')} --connections ${CONNECTIONS} --query-slices ${QUERY_SLICES}`;
 const md = `# API benchmark: similarCases with new images under load
 
 \`${command}\` — ${new Date().toISOString().slice(0, 16)} UTC, ${os.cpus().length} x ${os.cpus()[0]?.model}, load average after the run ${result.load_average.join(' ')}.
-The service (\`src/main.ts\`, its own process, ${result.database}) holds ${SLICES.toLocaleString('en')} synthetic slices; this process sends
-\`similarCases\` with three new 64x64 PNG slices (decoding, ONNX inference of 3 patches, Joint-distance search, k = 10)
-over loopback from ${CONNECTIONS} keep-alive connections. Client and server share the machine's ${os.cpus().length} cores.
+The service (\`src/main.ts\`, its own process, ${result.database}, model \`${path.basename(SHIPPED_MODEL)}\`) holds ${SLICES.toLocaleString('en')} synthetic slices; this process sends
+\`similarCases\` with ${QUERY_SLICES} new 64x64 PNG slice(s) per query (decoding, ONNX inference, Joint-distance search, k = 10) over
+loopback. Client and server share the machine's ${os.cpus().length} cores. Open loop: requests arrive at a fixed rate whatever
+the service does, latency counted from each request's due time (what a user sees at that traffic). Closed loop: each
+connection sends its next request when the last one answered (the most the service can serve; latency is then
+connections / throughput by Little's law).
 
-| connections | requests | errors | throughput (req/s) | p50 ms | p95 ms | server tookMs p50 | one connection p50 ms |
-|---|---|---|---|---|---|---|---|
-| ${CONNECTIONS} | ${result.requests} | ${errors} | ${result.throughput_rps} | ${result.p50_ms} | ${result.p95_ms} | ${result.server_p50_ms} | ${result.single_connection_p50_ms} |
+| load | requests | errors | throughput (req/s) | p50 ms | p95 ms | p99 ms | server tookMs p50 |
+|---|---:|---:|---:|---:|---:|---:|---:|
+${phases.map((p) => `| ${p.mode} | ${p.requests} | ${p.errors} | ${p.throughput_rps} | ${p.p50_ms} | ${p.p95_ms} | ${p.p99_ms} | ${p.server_p50_ms} |`).join('\n')}
 
-Ingest through \`ingestCase\` (3 phantom PNG slices a case, one request at a time): ${ingestN} cases, ${result.ingest.slices_per_s} slices/s, ${ingestErrors} errors.
+One request at a time: p50 ${result.single_connection_p50_ms} ms.
+
+Ingest through \`ingestCase\` (3 phantom PNG slices a case): ${ingests.map((g) => `${g.concurrency} at a time: ${g.cases} cases, ${g.slices_per_s} slices/s, ${g.errors} errors`).join('; ')}.
 `;
 console.log(md);
-fs.mkdirSync('docs/benchmarks', { recursive: true });
-fs.writeFileSync('docs/benchmarks/api.md', md);
+if (!values['no-doc']) {
+  fs.mkdirSync('docs/benchmarks', { recursive: true });
+  fs.writeFileSync('docs/benchmarks/api.md', md);
+}
 if (values.json) fs.writeFileSync(values.json, JSON.stringify(result, null, 2));
 fs.rmSync(dataDir, { recursive: true, force: true });
