@@ -135,24 +135,60 @@ export function makePhantomPng(opts: PhantomPngOptions = {}): Buffer {
   return encodePng(inter, width, height, bitDepth, color === 'rgb' ? 2 : 6);
 }
 
-/** Header values that identify a patient or a site: tests check none is ever stored. */
+/**
+ * Header values that identify a patient, a person or a site (DICOM PS3.15 Annex E, basic
+ * application level confidentiality profile: the attributes a CT instance commonly carries).
+ * Tests put markers in them and check that none is ever stored or logged.
+ */
 export const IDENTIFYING_TAGS = {
-  AccessionNumber: { tag: 0x00080050, vr: 'SH' },
   StudyDate: { tag: 0x00080020, vr: 'DA' },
+  SeriesDate: { tag: 0x00080021, vr: 'DA' },
+  AcquisitionDate: { tag: 0x00080022, vr: 'DA' },
+  ContentDate: { tag: 0x00080023, vr: 'DA' },
+  StudyTime: { tag: 0x00080030, vr: 'TM' },
+  AccessionNumber: { tag: 0x00080050, vr: 'SH' },
   InstitutionName: { tag: 0x00080080, vr: 'LO' },
   InstitutionAddress: { tag: 0x00080081, vr: 'ST' },
   ReferringPhysicianName: { tag: 0x00080090, vr: 'PN' },
+  ReferringPhysicianAddress: { tag: 0x00080092, vr: 'ST' },
+  ReferringPhysicianTelephoneNumbers: { tag: 0x00080094, vr: 'SH' },
   StationName: { tag: 0x00081010, vr: 'SH' },
+  StudyDescription: { tag: 0x00081030, vr: 'LO' },
+  SeriesDescription: { tag: 0x0008103e, vr: 'LO' },
+  InstitutionalDepartmentName: { tag: 0x00081040, vr: 'LO' },
+  PhysiciansOfRecord: { tag: 0x00081048, vr: 'PN' },
   PerformingPhysicianName: { tag: 0x00081050, vr: 'PN' },
+  NameOfPhysiciansReadingStudy: { tag: 0x00081060, vr: 'PN' },
   OperatorsName: { tag: 0x00081070, vr: 'PN' },
+  AdmittingDiagnosesDescription: { tag: 0x00081080, vr: 'LO' },
   PatientName: { tag: 0x00100010, vr: 'PN' },
   PatientID: { tag: 0x00100020, vr: 'LO' },
+  IssuerOfPatientID: { tag: 0x00100021, vr: 'LO' },
   PatientBirthDate: { tag: 0x00100030, vr: 'DA' },
+  PatientBirthTime: { tag: 0x00100032, vr: 'TM' },
   PatientSex: { tag: 0x00100040, vr: 'CS' },
   OtherPatientIDs: { tag: 0x00101000, vr: 'LO' },
+  OtherPatientNames: { tag: 0x00101001, vr: 'PN' },
+  PatientAge: { tag: 0x00101010, vr: 'AS' },
+  PatientSize: { tag: 0x00101020, vr: 'DS' },
+  PatientWeight: { tag: 0x00101030, vr: 'DS' },
   PatientAddress: { tag: 0x00101040, vr: 'LO' },
+  PatientMotherBirthName: { tag: 0x00101060, vr: 'PN' },
+  MilitaryRank: { tag: 0x00101080, vr: 'LO' },
+  MedicalRecordLocator: { tag: 0x00101090, vr: 'LO' },
+  PatientTelephoneNumbers: { tag: 0x00102154, vr: 'SH' },
+  EthnicGroup: { tag: 0x00102160, vr: 'SH' },
+  Occupation: { tag: 0x00102180, vr: 'SH' },
+  AdditionalPatientHistory: { tag: 0x001021b0, vr: 'LT' },
+  ResponsiblePerson: { tag: 0x00102297, vr: 'PN' },
+  PatientComments: { tag: 0x00104000, vr: 'LT' },
   DeviceSerialNumber: { tag: 0x00181000, vr: 'LO' },
+  ProtocolName: { tag: 0x00181030, vr: 'LO' },
   StudyID: { tag: 0x00200010, vr: 'SH' },
+  ImageComments: { tag: 0x00204000, vr: 'LT' },
+  RequestingPhysician: { tag: 0x00321032, vr: 'PN' },
+  RequestedProcedureDescription: { tag: 0x00321060, vr: 'LO' },
+  PerformedProcedureStepDescription: { tag: 0x00400254, vr: 'LO' },
 } as const;
 
 export type IdentifyingField = keyof typeof IDENTIFYING_TAGS;
