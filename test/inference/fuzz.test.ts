@@ -1,18 +1,38 @@
 /**
  * Property: whatever happens to the bytes of a valid PNG or DICOM, prepareSlice either
- * succeeds with a sane patch or throws BadInputError, never anything else (and never hangs).
- * Fixed seeds keep failures reproducible; the run counts are part of the test names.
+ * succeeds with a sane patch or throws BadInputError, never anything else; no case takes longer
+ * than CASE_MS_LIMIT (no hang) and the process's memory stays within RSS_GROWTH_LIMIT of where
+ * it started (no allocation of what a header claims). Mutations are random bytes, and
+ * container-aware ones (test/inference/mutators.ts): chunk and element lengths, tags, header
+ * fields, order, duplicates, deflate bombs. Fixed seeds keep failures reproducible.
+ *
+ * FUZZ_RUNS (default 1500) sets the runs of each property; the totals are printed at the end.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { BadInputError } from '../../src/errors.ts';
 import { crc32 } from '../../src/inference/png.ts';
 import { makePhantomDicom, makePhantomPng } from '../../src/inference/phantoms.ts';
 import { prepareSlice } from '../../src/inference/prepare-slice.ts';
+import { dicomCaseArb, mutateDicom, mutatePng, pngCaseArb } from './mutators.ts';
 import { CARD, rawPng } from './support.ts';
 
-const RUNS = 1500;
+const RUNS = Number(process.env.FUZZ_RUNS ?? 1500);
+/** Generous for a shared 2-core machine; a decoder loop over a claimed 100000x100000 image would take minutes. */
+const CASE_MS_LIMIT = 2000;
+const RSS_GROWTH_LIMIT = 256 * 1024 * 1024;
+
+const totals = { cases: 0, ok: 0, 'bad-input': 0, slowestMs: 0, peakRssGrowth: 0 };
+const rssAtStart = process.memoryUsage.rss();
+let sinceRssCheck = 0;
+
+after(() => {
+  console.log(
+    `# fuzz totals: ${totals.cases} cases, ${totals.ok} decoded, ${totals['bad-input']} BadInputError, 0 other outcomes; ` +
+      `slowest case ${totals.slowestMs.toFixed(1)} ms; peak RSS growth ${(totals.peakRssGrowth / 2 ** 20).toFixed(1)} MiB (FUZZ_RUNS=${RUNS})`,
+  );
+});
 
 type Mutation = { at: number; value: number; kind: 'set' | 'xor' };
 
@@ -67,7 +87,7 @@ function scanlines(width: number, height: number, bitDepth: number, colorType: n
   return out;
 }
 
-function outcome(data: Buffer, centre?: { centerX: number; centerY: number }): 'ok' | 'bad-input' {
+function decode(data: Buffer, centre?: { centerX: number; centerY: number }): 'ok' | 'bad-input' {
   try {
     const p = prepareSlice({ data, offset: 0, ...centre }, CARD);
     assert.equal(p.patch.length, 64 * 64);
@@ -77,6 +97,24 @@ function outcome(data: Buffer, centre?: { centerX: number; centerY: number }): '
     if (e instanceof BadInputError) return 'bad-input';
     throw e;
   }
+}
+
+/** One case: its outcome, timed and counted; memory is sampled every 50 cases. */
+function outcome(data: Buffer, centre?: { centerX: number; centerY: number }): 'ok' | 'bad-input' {
+  const t0 = performance.now();
+  const result = decode(data, centre);
+  const ms = performance.now() - t0;
+  assert.ok(ms < CASE_MS_LIMIT, `one case took ${ms.toFixed(0)} ms`);
+  totals.cases++;
+  totals[result]++;
+  totals.slowestMs = Math.max(totals.slowestMs, ms);
+  if (++sinceRssCheck >= 50) {
+    sinceRssCheck = 0;
+    const growth = process.memoryUsage.rss() - rssAtStart;
+    totals.peakRssGrowth = Math.max(totals.peakRssGrowth, growth);
+    assert.ok(growth < RSS_GROWTH_LIMIT, `RSS grew by ${(growth / 2 ** 20).toFixed(0)} MiB`);
+  }
+  return result;
 }
 
 function run(name: string, base: Buffer, headerBytes: number, transform: (b: Buffer) => Buffer, seed: number) {
@@ -162,3 +200,33 @@ test(`fuzz: arbitrary bytes and centres (${RUNS} runs)`, { timeout: 120_000 }, (
   );
   t.diagnostic(`arbitrary: ${RUNS} runs, ${tally.ok} decoded, ${tally['bad-input']} BadInputError`);
 });
+
+test(`fuzz: PNG with container-aware mutations (lengths, IHDR fields, order, duplicates, bombs) (${RUNS * 2} runs)`, { timeout: 600_000 }, (t) => {
+  const bases = [makePhantomPng({ seed: 11, size: 64 }), makePhantomPng({ seed: 12, size: 48, bitDepth: 16 })];
+  const tally = { ok: 0, 'bad-input': 0 };
+  fc.assert(
+    fc.property(fc.nat(bases.length - 1), pngCaseArb, (which, c) => {
+      tally[outcome(mutatePng(bases[which]!, c))]++;
+    }),
+    { numRuns: RUNS * 2, seed: 107 },
+  );
+  assert.equal(tally.ok + tally['bad-input'], RUNS * 2);
+  assert.ok(tally['bad-input'] > 0 && tally.ok > 0, 'both outcomes occur: the mutations are neither all fatal nor all harmless');
+  t.diagnostic(`png-structural: ${RUNS * 2} runs, ${tally.ok} decoded, ${tally['bad-input']} BadInputError`);
+});
+
+for (const vr of ['explicit', 'implicit'] as const) {
+  test(`fuzz: DICOM (${vr} VR) with element-aware mutations (lengths, swapped tags, Rows/Columns/bits, duplicates) (${RUNS * 2} runs)`, { timeout: 600_000 }, (t) => {
+    const base = makePhantomDicom({ seed: 13, rows: 48, columns: 48, vr });
+    const tally = { ok: 0, 'bad-input': 0 };
+    fc.assert(
+      fc.property(dicomCaseArb, fc.option(fc.record({ centerX: fc.integer({ min: -10, max: 60 }), centerY: fc.integer({ min: -10, max: 60 }) })), (mutations, centre) => {
+        tally[outcome(mutateDicom(base, mutations, vr === 'implicit'), centre ?? undefined)]++;
+      }),
+      { numRuns: RUNS * 2, seed: vr === 'explicit' ? 108 : 109 },
+    );
+    assert.equal(tally.ok + tally['bad-input'], RUNS * 2);
+    assert.ok(tally['bad-input'] > 0 && tally.ok > 0, 'both outcomes occur');
+    t.diagnostic(`dicom-structural-${vr}: ${RUNS * 2} runs, ${tally.ok} decoded, ${tally['bad-input']} BadInputError`);
+  });
+}
