@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { makePhantomDicom } from '../../src/inference/index.ts';
 import { phantomSlices } from '../support/phantom-cases.ts';
 import { databaseLabel } from '../support/test-database.ts';
 import { KEYS, startTestService, type TestService } from '../support/test-service.ts';
@@ -190,7 +191,7 @@ test('typing an external id instead of choosing from the list searches with that
   await page.getByLabel('or case id / external id').fill('');
 });
 
-test('PNG slices chosen from disk, or dropped on the page, are the query', async () => {
+test('PNG slices chosen from disk or dropped on the page, and a DICOM slice, are the query', async () => {
   const slices = phantomSlices({ seed: 555, diameterPx: 20, texture: 'part-solid' });
   const files = slices.map((s, i) => {
     const file = path.join(filesDir, `slice-${i + 1}.png`);
@@ -224,6 +225,17 @@ test('PNG slices chosen from disk, or dropped on the page, are the query', async
   await waitForStatus(/Found 3 similar cases/);
   const single = await apiHits({ images: [{ data: slices[1]!.data, offset: 0 }], k: 3 });
   assert.deepEqual((await cards()).map((c) => c.distances.Joint), single.map((h) => h.jointDistance));
+
+  // A DICOM CT slice: sent as it is (the service decodes it); the browser shows a labelled placeholder.
+  const dicom = makePhantomDicom({ seed: 556, diameterPx: 20 });
+  const dicomFile = path.join(filesDir, 'centre.dcm');
+  fs.writeFileSync(dicomFile, dicom);
+  await page.getByLabel(/PNG or DICOM slices of one nodule/).setInputFiles(dicomFile);
+  await page.getByRole('button', { name: 'Search' }).click();
+  await waitForStatus(/Found 3 similar cases/);
+  assert.equal(await page.getByRole('img', { name: 'DICOM slice centre.dcm, no preview' }).count(), 1);
+  const fromDicom = await apiHits({ images: [{ data: dicom.toString('base64'), offset: 0 }], k: 3 });
+  assert.deepEqual((await cards()).map((c) => /case (res-\d)/.exec(c.heading)![1]), fromDicom.map((h) => h.case.externalId));
   assert.deepEqual(pageErrors, []);
 });
 
