@@ -3,7 +3,7 @@
  * `code` to `extensions.code` (see src/schema/format-error.ts). Anything else that
  * escapes is reported as INTERNAL_SERVER_ERROR without its internals.
  */
-export type ErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'UNAUTHENTICATED' | 'FORBIDDEN';
+export type ErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'SERVICE_UNAVAILABLE';
 
 export abstract class DomainError extends Error {
   abstract readonly code: ErrorCode;
@@ -27,4 +27,9 @@ export class UnauthenticatedError extends DomainError {
 /** A known key whose role is below what the operation needs. */
 export class ForbiddenError extends DomainError {
   readonly code = 'FORBIDDEN' as const;
+}
+
+/** The database or the object store cannot be reached right now; nothing was written, retry later. */
+export class UnavailableError extends DomainError {
+  readonly code = 'SERVICE_UNAVAILABLE' as const;
 }

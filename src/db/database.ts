@@ -55,8 +55,12 @@ function withQueryEvents(prisma: PrismaClient) {
 
 async function openPostgres(url: string, poolSize: number): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
-  // A dropped connection (server restart, pg_terminate_backend) must not crash the process.
+  // A dropped connection (server restart, pg_terminate_backend) must not crash the process: the
+  // pool reports idle clients' errors here, and a client checked out (between the statements of a
+  // transaction) emits its own, which with no listener would be an uncaught exception. The failing
+  // statement still rejects, and the pool discards the dead client when it is released.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { statementNameGenerator: preparedStatementName }), log: [{ emit: 'event', level: 'query' }] });
   return {
     kind: 'postgres',

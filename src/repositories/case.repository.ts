@@ -81,9 +81,17 @@ export class CaseRepository {
     return rows.map(flatten);
   }
 
+  /**
+   * One statement (INSERT ... ON CONFLICT), not Prisma's upsert, which reads then inserts: two
+   * concurrent ingests of a new patient key would both insert, and one would fail.
+   */
   async upsertPatient(db: Executor, patientKey: string): Promise<number> {
-    const row = await db.patient.upsert({ where: { patientKey }, create: { patientKey }, update: {}, select: { id: true } });
-    return row.id;
+    const [row] = await db.$queryRawUnsafe<{ id: number }[]>(
+      `INSERT INTO patients (patient_key) VALUES ($1)
+       ON CONFLICT (patient_key) DO UPDATE SET patient_key = EXCLUDED.patient_key RETURNING id`,
+      patientKey,
+    );
+    return row!.id;
   }
 
   async findPatientId(patientKey: string): Promise<number | null> {

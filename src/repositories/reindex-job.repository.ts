@@ -24,7 +24,7 @@ export class ReindexJobRepository {
     return this.prisma.reindexJob.findFirst({ where: { modelId, status: { in: ['QUEUED', 'RUNNING'] } }, orderBy: { id: 'asc' } });
   }
 
-  /** Takes the oldest queued job, or a running one whose worker stopped heartbeating. */
+  /** Takes the oldest queued job, this worker's own running one, or one whose worker stopped heartbeating. */
   async claim(workerId: string, staleAfterMs: number): Promise<ReindexJob | null> {
     const rows = await this.prisma.$queryRawUnsafe<{ id: number }[]>(
       `UPDATE reindex_jobs SET status = 'RUNNING', worker_id = $1, heartbeat_at = now(),
@@ -32,6 +32,8 @@ export class ReindexJobRepository {
        WHERE id = (
          SELECT id FROM reindex_jobs
          WHERE status = 'QUEUED'
+            -- its own job: a batch failed (the database went away) and the worker picks it up again
+            OR (status = 'RUNNING' AND worker_id = $1)
             OR (status = 'RUNNING' AND (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => $2::float8 / 1000)))
          ORDER BY id
          FOR UPDATE SKIP LOCKED

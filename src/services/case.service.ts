@@ -6,7 +6,7 @@ import type { CaseCursor, CaseFilter, CaseRecord, StudyRecord } from '../reposit
 import type { Repositories } from '../repositories/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { checkReport, type ReportInput } from './ingest.service.ts';
-import { removeObjects } from './stored-images.ts';
+import type { ObjectJanitor } from './object-janitor.ts';
 
 export const MAX_PAGE = 100;
 
@@ -41,6 +41,7 @@ export class CaseService {
     private readonly repos: Repositories,
     private readonly store: ObjectStore,
     private readonly log: Logger,
+    private readonly janitor: ObjectJanitor,
   ) {}
 
   async list(first: number, after: string | null | undefined, filter: CaseFilter | null | undefined): Promise<CasePage> {
@@ -59,12 +60,20 @@ export class CaseService {
     return this.repos.cases.findStudyByUid(studyInstanceUid);
   }
 
-  /** Removes the case with its slices, codes and reports, then its stored images. */
+  /**
+   * Removes the case with its slices, codes and reports, then its stored images. The images go on
+   * the deletion outbox in the same transaction, so if the store is down they are removed later
+   * (ObjectJanitor retries until it can), never forgotten.
+   */
   async delete(id: number): Promise<boolean> {
-    const keys = (await this.repos.slices.findByCaseIds([id])).map((s) => s.imageKey);
-    const deleted = await this.repos.cases.delete(this.repos.prisma, id);
-    if (!deleted) throw new NotFoundError(`no case with id ${id}`);
-    await removeObjects(this.store, keys, this.log);
+    const keys = await this.repos.prisma.$transaction(async (tx) => {
+      const keys = (await this.repos.slices.findByCaseIds([id], tx)).map((s) => s.imageKey);
+      if (!(await this.repos.cases.delete(tx, id))) return null;
+      await this.repos.objectDeletions.schedule(tx, keys, 0);
+      return keys;
+    });
+    if (!keys) throw new NotFoundError(`no case with id ${id}`);
+    await this.janitor.discard(keys);
     return true;
   }
 

@@ -64,13 +64,15 @@ export class ReindexWorker {
   private async run(): Promise<void> {
     while (this.running) {
       let job: ReindexJob | null = null;
+      let failed = false;
       try {
         job = await this.repos.jobs.claim(this.workerId, this.options.staleAfterMs);
         if (job) await this.process(job);
       } catch (err) {
         this.log.error({ err, jobId: job?.id }, 'reindex worker error; retrying later');
+        failed = true; // e.g. the database went away: wait a poll, then claim the job again and resume
       }
-      if (!job && this.running) await new Promise<void>((resolve) => {
+      if ((!job || failed) && this.running) await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.options.pollMs);
         this.wake = () => {
           clearTimeout(timer);

@@ -4,6 +4,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { retryReadOnDisconnect } from '../db/connection-errors.ts';
 import { DEFAULT_WEIGHTS, type JointWeights } from '../domain/joint-distance.ts';
 import { BadInputError, NotFoundError } from '../errors.ts';
 import type { ModelVersion } from '../generated/prisma/client.ts';
@@ -52,7 +53,12 @@ export class SearchService {
     private readonly onSearch: (tookMs: number, kind: 'CASE' | 'IMAGES') => void = () => {},
   ) {}
 
+  /** A search only reads, so a connection lost under it is retried (the log write is best effort). */
   async similarCases(q: SimilarCasesQuery): Promise<SimilarCasesAnswer> {
+    return retryReadOnDisconnect(() => this.similarCasesOnce(q));
+  }
+
+  private async similarCasesOnce(q: SimilarCasesQuery): Promise<SimilarCasesAnswer> {
     const started = performance.now();
     const hasCase = q.caseId != null;
     const hasImages = q.images != null;

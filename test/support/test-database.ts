@@ -16,13 +16,15 @@ export interface TestDatabase extends Database {
 export const usingPostgres = Boolean(process.env.DATABASE_URL);
 export const databaseLabel = usingPostgres ? 'postgres' : 'pglite';
 
-export async function createTestDatabase(): Promise<TestDatabase> {
-  if (!process.env.DATABASE_URL) {
+/** serverUrl: another Postgres server than DATABASE_URL's (the fault tests' private one). */
+export async function createTestDatabase(opts: { serverUrl?: string } = {}): Promise<TestDatabase> {
+  const server = opts.serverUrl ?? process.env.DATABASE_URL;
+  if (!server) {
     const db = await openDatabase({});
     await migrate(db.raw);
     return db;
   }
-  const admin = new URL(process.env.DATABASE_URL);
+  const admin = new URL(server);
   const name = `fcdn_t_${crypto.randomBytes(6).toString('hex')}`;
   await withAdmin(admin, (c) => c.query(`CREATE DATABASE ${name}`));
   const url = new URL(admin);

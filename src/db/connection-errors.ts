@@ -1,0 +1,38 @@
+/**
+ * Recognises "the database went away" among the errors Prisma, its pg adapter and pg throw
+ * (server restarted, backend terminated, connection refused), so the API can answer
+ * SERVICE_UNAVAILABLE instead of an internal error. The pg Pool itself drops such dead clients.
+ */
+
+/** SQLSTATE classes/codes of a lost or refused connection: 08xxx, admin/crash shutdown, starting up. */
+const SQLSTATES = /^(08...|57P01|57P02|57P03)$/;
+const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1017']);
+const ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TlsConnectionError']);
+const NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+const MESSAGES = /Connection terminated|connection error and is not queryable|Can't reach database server|terminating connection|the database system is (starting up|shutting down)/i;
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e = err as Record<string, any> | undefined, depth = 0; e && depth < 6; e = e.cause, depth++) {
+    if (PRISMA_CODES.has(e.code) || NODE_CODES.has(e.code) || (typeof e.code === 'string' && SQLSTATES.test(e.code))) return true;
+    const adapter = e.meta?.driverAdapterError?.cause ?? (e.name === 'DriverAdapterError' ? e.cause : undefined);
+    if (adapter && (ADAPTER_KINDS.has(adapter.kind) || SQLSTATES.test(String(adapter.originalCode ?? adapter.code ?? '')))) return true;
+    if (typeof e.message === 'string' && MESSAGES.test(e.message)) return true;
+  }
+  return false;
+}
+
+/**
+ * Runs a read-only operation again when the connection died under it: the pool has dropped the
+ * dead client by then, so a terminated backend costs the caller nothing. Never for writes (a
+ * COMMIT whose answer was lost may have happened).
+ */
+export async function retryReadOnDisconnect<T>(read: () => Promise<T>, retries = 2, delayMs = 100): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await read();
+    } catch (err) {
+      if (attempt >= retries || !isDatabaseUnavailable(err)) throw err;
+      await new Promise((r) => setTimeout(r, delayMs * (attempt + 1)));
+    }
+  }
+}

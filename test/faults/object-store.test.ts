@@ -1,0 +1,108 @@
+/**
+ * The object store (s3rver, over the S3 protocol) unreachable under a running service, during
+ * ingest and during deleteCase. An ingest is refused with SERVICE_UNAVAILABLE and stores nothing;
+ * a delete removes the case's rows and queues its images, which are removed once the store is
+ * back (the deletion outbox, src/services/object-janitor.ts, retries until they are).
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
+import { assertInvariants } from '../support/invariants.ts';
+import { caseInput, INGEST, outcome, sleep, startRig, tally, until, type FaultRig } from './harness.ts';
+
+const s3Dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-s3-fault-'));
+let s3: RunningS3rver;
+let rig: FaultRig;
+
+before(async () => {
+  s3 = await startS3rver({ directory: s3Dir });
+  rig = await startRig({ bucket: 'faults-s3', s3, env: { FCDN_JANITOR_POLL_MS: '300' } });
+});
+after(async () => {
+  await rig?.close();
+  await s3?.close();
+  fs.rmSync(s3Dir, { recursive: true, force: true });
+});
+
+/** Brings the store back on the same port and folder. */
+async function restartStore(): Promise<void> {
+  s3 = await startS3rver({ port: s3.port, directory: s3Dir });
+}
+
+/** Image files s3rver holds for the bucket (its folder layout: one file per object plus metadata). */
+function storedFiles(): number {
+  const dir = path.join(s3Dir, 'faults-s3');
+  return fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }).filter((f) => String(f).endsWith('.png._S3rver_object')).length : 0;
+}
+
+async function count(sql: string): Promise<number> {
+  const [row] = await rig.db.raw.query<{ n: number }>(`SELECT (${sql})::int AS n`);
+  return row!.n;
+}
+
+test('store down during ingest: SERVICE_UNAVAILABLE, nothing stored; the same ingest succeeds once it is back', async () => {
+  for (let i = 0; i < 3; i++) assert.equal(outcome(await rig.svc.gql(INGEST, { input: caseInput(i, 'S') }, 'writer')), 'ok');
+  await s3.close();
+  const refused = await rig.svc.gql(INGEST, { input: caseInput(10, 'S') }, 'writer');
+  assert.equal(outcome(refused), 'SERVICE_UNAVAILABLE');
+  assert.match(refused.errors![0]!.message, /object store is unreachable/);
+  assert.equal(await count("SELECT count(*) FROM nodule_cases WHERE external_id = 'S-10'"), 0, 'no case row');
+  assert.equal(await count('SELECT count(*) FROM nodule_cases'), 3);
+
+  await restartStore();
+  assert.equal(outcome(await rig.svc.gql(INGEST, { input: caseInput(10, 'S') }, 'writer')), 'ok');
+  const totals = await assertInvariants(rig.db.raw, rig.store, { slicesPerCase: 3 });
+  assert.equal(totals.cases, 4);
+});
+
+test('store stopped in the middle of a batch of ingests: each one whole or refused, no image left behind', async () => {
+  const before = storedFiles();
+  const batch = Promise.all(Array.from({ length: 12 }, (_, i) => rig.svc.gql(INGEST, { input: caseInput(20 + i, 'S') }, 'writer')));
+  // Stopped once the first images have arrived: some ingests have uploaded part of their images.
+  await until('the first uploads', async () => (storedFiles() >= before + 4 ? true : undefined), 60_000, 5);
+  await s3.close();
+  const outcomes = (await batch).map(outcome);
+  const seen = tally(outcomes);
+  console.log(`# ingest with the store stopped mid-batch (after ${storedFiles() - before} new image files): ${JSON.stringify(seen)}`);
+  assert.deepEqual(Object.keys(seen).filter((c) => c !== 'ok' && c !== 'SERVICE_UNAVAILABLE'), [], 'only successes and SERVICE_UNAVAILABLE');
+  await restartStore();
+  // Images uploaded by ingests that then failed are removed once the store answers again.
+  await assertInvariants(rig.db.raw, rig.store, { slicesPerCase: 3 });
+  for (const [i, o] of outcomes.entries()) {
+    if (o !== 'ok') assert.equal(outcome(await rig.svc.gql(INGEST, { input: caseInput(20 + i, 'S') }, 'writer')), 'ok');
+  }
+  const totals = await assertInvariants(rig.db.raw, rig.store, { slicesPerCase: 3 });
+  assert.equal(totals.cases, 4 + 12);
+});
+
+test('store down during deleteCase: the case is gone at once, its images are removed when the store is back', async () => {
+  const [victim] = await rig.db.raw.query<{ id: number; keys: string[] }>(
+    "SELECT c.id, array_agg(s.image_key) AS keys FROM nodule_cases c JOIN slices s ON s.case_id = c.id WHERE c.external_id = 'S-0' GROUP BY c.id",
+  );
+  assert.equal(victim!.keys.length, 3);
+  await s3.close();
+  const deleted = await rig.svc.gql('mutation ($id: ID!) { deleteCase(id: $id) }', { id: String(victim!.id) }, 'admin');
+  assert.equal(outcome(deleted), 'ok', JSON.stringify(deleted.errors));
+  assert.equal(deleted.data.deleteCase, true);
+  assert.equal((await rig.svc.gql('query ($id: ID!) { case(id: $id) { id } }', { id: String(victim!.id) }, 'reader')).data.case, null);
+  // The janitor keeps trying while the store is down.
+  const tries = await until('two failed removal attempts', async () => {
+    const [row] = await rig.db.raw.query<{ attempts: number }>('SELECT min(attempts)::int AS attempts FROM pending_object_deletions WHERE object_key = ANY($1::text[])', [victim!.keys]);
+    return (row?.attempts ?? 0) >= 2 ? row!.attempts : undefined;
+  }, 30_000);
+  const stillThere = fs.readdirSync(path.join(s3Dir, 'faults-s3'), { recursive: true }).filter((f) => victim!.keys.some((k) => String(f) === `${k}._S3rver_object`)).length;
+
+  await restartStore();
+  await until('the outbox to drain', async () => {
+    const [row] = await rig.db.raw.query<{ n: number }>('SELECT count(*)::int AS n FROM pending_object_deletions WHERE object_key = ANY($1::text[])', [victim!.keys]);
+    return row!.n === 0 ? true : undefined;
+  }, 30_000);
+  for (const key of victim!.keys) assert.equal(await rig.store.exists(key), false, `${key} removed`);
+  console.log(`# deleteCase with the store down: rows removed at once, ${stillThere} image files still on disk after ${tries} failed removal attempts; all removed once the store was back`);
+  assert.ok(stillThere > 0, 'the images outlived the store outage');
+  const totals = await assertInvariants(rig.db.raw, rig.store, { slicesPerCase: 3 });
+  assert.equal(totals.cases, 4 + 12 - 1);
+});

@@ -1,0 +1,84 @@
+/**
+ * A throwaway PostgreSQL cluster for tests that stop and start the server (the machine's shared
+ * server on 5432 must never be restarted under other tests): initdb into a temp folder, pg_ctl on
+ * a free loopback port, trust auth. pgvector and fcdn_search are installed machine-wide for this
+ * major version, so the service's migrations find them here as on the shared server.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+export interface PrivatePostgres {
+  /** postgres://postgres@127.0.0.1:<port>/postgres */
+  url: string;
+  port: number;
+  /** pg_ctl stop -m fast (asynchronous, so the service in this process keeps running meanwhile). */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Stops the server and removes its folder. */
+  destroy(): void;
+}
+
+function binDir(): string {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  const majors = fs.readdirSync('/usr/lib/postgresql').filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(a) - Number(b));
+  if (majors.length === 0) throw new Error('no PostgreSQL under /usr/lib/postgresql (set PG_BIN)');
+  return path.join('/usr/lib/postgresql', majors[majors.length - 1]!, 'bin');
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+  const bin = binDir();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-pg-'));
+  const data = path.join(dir, 'data');
+  const port = await freePort();
+  // initdb refuses to run as root; CI runs as root, so the cluster belongs to the postgres user.
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) execFileSync('chown', ['postgres:', dir]);
+  const command = (tool: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', path.join(bin, tool), ...args]] : [path.join(bin, tool), args];
+  const run = (tool: string, args: string[]) => execFileSync(...command(tool, args), { stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+  const runAsync = async (tool: string, args: string[]) => {
+    await promisify(execFile)(...command(tool, args), { timeout: 120_000 });
+  };
+  run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50`;
+  const ctl = (...args: string[]) => ['-D', data, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', ...args];
+  run('pg_ctl', ctl('-o', options, 'start'));
+  let running = true;
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    async stop() {
+      await runAsync('pg_ctl', ctl('-m', 'fast', 'stop'));
+      running = false;
+    },
+    async start() {
+      await runAsync('pg_ctl', ctl('-o', options, 'start'));
+      running = true;
+    },
+    destroy() {
+      if (running) {
+        try {
+          run('pg_ctl', ctl('-m', 'immediate', 'stop'));
+        } catch {
+          /* already gone */
+        }
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
