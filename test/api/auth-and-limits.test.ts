@@ -7,12 +7,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { buildASTSchema, parse } from 'graphql';
 import pino from 'pino';
 import { startService } from '../../src/app.ts';
 import { loadConfig, type Role } from '../../src/config.ts';
+import { typeDefs } from '../../src/schema/index.ts';
 import { createTestDatabase } from '../support/test-database.ts';
 import { phantomSlices } from '../support/phantom-cases.ts';
-import { FIXTURE_MODEL, startTestService, type TestService } from '../support/test-service.ts';
+import { FIXTURE_MODEL, KEYS, startTestService, type TestService } from '../support/test-service.ts';
 
 let svc: TestService;
 
@@ -48,7 +50,28 @@ const OPERATIONS: { name: string; query: string; role: Role }[] = [
   { name: 'registerModel', query: 'mutation { registerModel(path: "/nonexistent.onnx") { id } }', role: 'admin' },
   { name: 'reindex', query: 'mutation { reindex(modelId: "999") { id } }', role: 'admin' },
   { name: 'cancelReindex', query: 'mutation { cancelReindex(id: "999") { id } }', role: 'admin' },
+  { name: 'createSliceUpload', query: 'mutation { createSliceUpload(contentType: "image/png", byteLength: 1000) { key } }', role: 'writer' },
 ];
+
+/** Right shape, never issued; a role's key with a character added or missing; a key split by whitespace. */
+const NOT_ISSUED = [
+  'Bearer not-a-key-at-all',
+  'Basic YWRtaW46YWRtaW4=',
+  'Bearer ',
+  `Bearer fcdn_admin_${'A'.repeat(32)}`,
+  `Bearer ${KEYS.admin}0`,
+  `Bearer ${KEYS.admin.slice(0, -1)}`,
+  `Bearer ${KEYS.reader} ${KEYS.admin}`,
+  `Bearer ${KEYS.writer.toUpperCase()}`,
+  `Token ${KEYS.admin}`,
+  `${KEYS.admin}`,
+];
+
+test('the role table covers every query and mutation in the schema', () => {
+  const schema = buildASTSchema(parse(typeDefs.join('\n')));
+  const fields = [...Object.keys(schema.getQueryType()!.getFields()), ...Object.keys(schema.getMutationType()!.getFields())];
+  assert.deepEqual(fields.filter((f) => !OPERATIONS.some((o) => o.name === f)), [], 'operations missing from OPERATIONS');
+});
 
 async function post(query: string, authorization?: string) {
   const res = await fetch(`${svc.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) }, body: JSON.stringify({ query }) });
@@ -58,7 +81,7 @@ async function post(query: string, authorization?: string) {
 test('every operation: no key, a wrong key or a malformed header is UNAUTHENTICATED; a lower role is FORBIDDEN', async () => {
   const rank: Record<Role, number> = { reader: 1, writer: 2, admin: 3 };
   for (const op of OPERATIONS) {
-    for (const header of [undefined, 'Bearer not-a-key-at-all', 'Basic YWRtaW46YWRtaW4=', 'Bearer ']) {
+    for (const header of [undefined, ...NOT_ISSUED]) {
       const res = await post(op.query, header);
       assert.equal(res.errors?.[0]?.extensions?.code, 'UNAUTHENTICATED', `${op.name} with ${header}`);
     }
