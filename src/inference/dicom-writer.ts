@@ -1,8 +1,10 @@
 /**
  * A small DICOM Part 10 writer, enough for synthetic CT instances in tests and demos
  * (never for real patient data). Little endian only; explicit or implicit VR for the data
- * set; the file meta group is always explicit VR, as PS3.10 requires.
+ * set, deflated for the deflated syntax; the file meta group is always explicit VR, as PS3.10
+ * requires.
  */
+import zlib from 'node:zlib';
 
 export interface DicomWriteElement {
   /** (group << 16) | element, e.g. 0x00100010 for PatientName. */
@@ -98,7 +100,9 @@ export function writeDicomPart10(parts: DicomFileParts): Buffer {
   const groupLength = Buffer.alloc(4);
   groupLength.writeUInt32LE(metaBody.length);
   const sorted = [...parts.elements].sort((a, b) => a.tag - b.tag);
-  const data = sorted.map((el) => encodeElement(el, !parts.implicitVr));
+  let data = [Buffer.concat(sorted.map((el) => encodeElement(el, !parts.implicitVr)))];
+  // Deflated Explicit VR Little Endian: the data set after the meta group is raw deflate.
+  if (parts.transferSyntaxUid === '1.2.840.10008.1.2.1.99') data = [zlib.deflateRawSync(data[0]!)];
   return Buffer.concat([
     Buffer.alloc(128),
     Buffer.from('DICM', 'latin1'),

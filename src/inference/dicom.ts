@@ -1,17 +1,20 @@
 /**
  * DICOM CT instances in: pixel data to Hounsfield units, plus the three UIDs we keep.
  *
- * Only uncompressed little-endian Part 10 files are decoded. The transfer syntax is read
- * from the file meta header before the data set is parsed, so a compressed file is refused
- * by name rather than failing somewhere inside the parser. Rows and Columns are checked,
- * and the pixel data length matched against them, before anything image-sized is touched;
- * HU are then read on demand from the file's own bytes, so no full-image copy is made.
+ * Little-endian Part 10 files: uncompressed, deflated, or with pixel data in one of the
+ * compressed syntaxes of dicom-codecs.ts. The transfer syntax is read from the file meta
+ * header before the data set is parsed, so an unsupported one is refused by name rather than
+ * failing somewhere inside the parser. Rows and Columns are checked before anything
+ * image-sized is touched, and the pixel data (or the decoded frame) matched against them; HU
+ * are then read on demand from those bytes (for uncompressed files the upload itself).
  *
  * Nothing else from the header leaves this module: callers get geometry, HU and UIDs only.
  */
+import zlib from 'node:zlib';
 import dicomParser from 'dicom-parser';
 import type { DataSet } from 'dicom-parser';
 import { BadInputError } from '../errors.ts';
+import { decodeFrame, FrameDecodeError, PIXEL_CODECS, type FrameGeometry } from './dicom-codecs.ts';
 import { PAD_HU } from './intensity.ts';
 import { resampleGrid, type Raster } from './resample.ts';
 import type { DicomIdentifiers } from './types.ts';
@@ -21,34 +24,32 @@ export const DICOM_MIN_SIDE = 32;
 
 export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
 export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
+export const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1.99';
 
+/** Every syntax we decode: uncompressed little endian, deflated, and the lossless-capable codecs. */
 export const ACCEPTED_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
   [IMPLICIT_VR_LITTLE_ENDIAN]: 'Implicit VR Little Endian',
   [EXPLICIT_VR_LITTLE_ENDIAN]: 'Explicit VR Little Endian',
+  [DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN]: 'Deflated Explicit VR Little Endian',
+  ...Object.fromEntries(Object.entries(PIXEL_CODECS).map(([ts, codec]) => [ts, codec.name])),
 };
 
-/** Syntaxes we know and refuse, named so that the error tells the sender what to change. */
+/** Syntaxes we know and refuse, with why, so that the error tells the sender what to change. */
 export const REFUSED_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
-  '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian',
-  '1.2.840.10008.1.2.2': 'Explicit VR Big Endian (retired)',
-  '1.2.840.10008.1.2.4.50': 'JPEG Baseline (lossy)',
-  '1.2.840.10008.1.2.4.51': 'JPEG Extended (lossy)',
-  '1.2.840.10008.1.2.4.57': 'JPEG Lossless',
-  '1.2.840.10008.1.2.4.70': 'JPEG Lossless, first-order prediction',
-  '1.2.840.10008.1.2.4.80': 'JPEG-LS Lossless',
-  '1.2.840.10008.1.2.4.81': 'JPEG-LS Near-Lossless',
-  '1.2.840.10008.1.2.4.90': 'JPEG 2000 Lossless',
-  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
+  '1.2.840.10008.1.2.2': 'Explicit VR Big Endian (retired from DICOM in 2004)',
+  '1.2.840.10008.1.2.4.50': 'JPEG Baseline (lossy, 8 bits per sample: too few for CT Hounsfield units)',
+  '1.2.840.10008.1.2.4.51': 'JPEG Extended (lossy, 12 bits)',
   '1.2.840.10008.1.2.4.201': 'High-Throughput JPEG 2000 Lossless',
   '1.2.840.10008.1.2.4.202': 'High-Throughput JPEG 2000 (RPCL) Lossless',
   '1.2.840.10008.1.2.4.203': 'High-Throughput JPEG 2000',
-  '1.2.840.10008.1.2.5': 'RLE Lossless',
 };
+
+const ACCEPTED_SYNTAX_NAMES = 'Implicit or Explicit VR Little Endian, Deflated, RLE Lossless, JPEG Lossless (Process 14), JPEG-LS, JPEG 2000';
 
 export const DICOM_ACCEPTED =
   'Accepted DICOM: one CT image per file, DICOM Part 10 (128-byte preamble and "DICM"), ' +
-  'uncompressed Implicit or Explicit VR Little Endian, 8- or 16-bit monochrome, ' +
-  `${DICOM_MIN_SIDE} to ${DICOM_MAX_SIDE} rows and columns.`;
+  `${ACCEPTED_SYNTAX_NAMES}; 8- or 16-bit monochrome, ` +
+  `${DICOM_MIN_SIDE} to ${DICOM_MAX_SIDE} rows and columns, with PixelSpacing.`;
 
 export interface DicomCtSlice {
   rows: number;
@@ -105,7 +106,7 @@ function readTransferSyntax(bytes: Uint8Array): string {
   throw bad(
     name
       ? `it is encoded as ${name} (transfer syntax ${ts}), which this service does not decode; ` +
-          'send it uncompressed (e.g. Explicit VR Little Endian)'
+          'send it uncompressed or losslessly compressed'
       : `its transfer syntax ${ts} is not supported`,
   );
 }
@@ -135,6 +136,52 @@ function readSpacing(ds: DataSet): { row: number; column: number } {
   throw bad('it has no PixelSpacing (0028,0030) or ImagerPixelSpacing (0018,1164), so the nodule\'s size in mm is unknown');
 }
 
+/**
+ * The frame as little-endian samples: a view of the file for native syntaxes (no copy), the
+ * decoder's output for compressed ones (all fragments of the single frame, in order).
+ */
+function pixelBytes(bytes: Buffer, ds: DataSet, transferSyntaxUid: string, g: FrameGeometry): Uint8Array {
+  const pixel = ds.elements['x7fe00010'];
+  if (!pixel) throw bad('it has no Pixel Data (7FE0,0010)');
+  const needed = g.rows * g.columns * (g.bitsAllocated / 8);
+  const codec = PIXEL_CODECS[transferSyntaxUid];
+  if (!codec) {
+    if (pixel.encapsulatedPixelData) throw bad(`its pixel data is encapsulated (compressed) although its transfer syntax ${transferSyntaxUid} is uncompressed`);
+    if (pixel.length < needed || pixel.dataOffset + needed > bytes.length) {
+      throw bad(`its pixel data holds ${Math.max(0, Math.min(pixel.length, bytes.length - pixel.dataOffset))} bytes, ` +
+        `but ${g.columns}x${g.rows} pixels of ${g.bitsAllocated} bits need ${needed}`);
+    }
+    return bytes.subarray(pixel.dataOffset, pixel.dataOffset + needed);
+  }
+  const fragments = pixel.fragments ?? [];
+  if (!pixel.encapsulatedPixelData || fragments.length === 0) {
+    throw bad(`it is labelled ${codec.name} but its pixel data is not encapsulated in fragments`);
+  }
+  const frame = fragments.length === 1
+    ? bytes.subarray(fragments[0]!.position, fragments[0]!.position + fragments[0]!.length)
+    : Buffer.concat(fragments.map((f) => bytes.subarray(f.position, f.position + f.length)));
+  try {
+    return decodeFrame(transferSyntaxUid, frame, g);
+  } catch (e) {
+    if (e instanceof FrameDecodeError) throw bad(e.message);
+    throw e;
+  }
+}
+
+/** The largest data set we inflate: the biggest accepted image plus room for the header. */
+const MAX_INFLATED_BYTES = DICOM_MAX_SIDE * DICOM_MAX_SIDE * 2 + 16 * 1024 * 1024;
+
+/** Deflated Explicit VR Little Endian: everything after the file meta group is raw deflate. */
+function inflater(byteArray: Uint8Array, position: number): Uint8Array {
+  let inflated: Buffer;
+  try {
+    inflated = zlib.inflateRawSync(byteArray.subarray(position), { maxOutputLength: MAX_INFLATED_BYTES });
+  } catch (e) {
+    throw bad(`its deflated data set could not be inflated (${(e as Error).message})`);
+  }
+  return Buffer.concat([byteArray.subarray(0, position), inflated]);
+}
+
 export function decodeDicomCt(bytes: Buffer): DicomCtSlice {
   try {
     return decodeChecked(bytes);
@@ -149,8 +196,9 @@ function decodeChecked(bytes: Buffer): DicomCtSlice {
   const transferSyntaxUid = readTransferSyntax(bytes);
   let ds: DataSet;
   try {
-    ds = dicomParser.parseDicom(bytes);
+    ds = dicomParser.parseDicom(bytes, { inflater } as never);
   } catch (e) {
+    if (e instanceof BadInputError) throw e;
     throw bad(`its data set is corrupt or truncated (${describeThrown(e)})`);
   }
 
@@ -182,18 +230,9 @@ function decodeChecked(bytes: Buffer): DicomCtSlice {
     throw bad(`its Rescale Slope/Intercept (${slope}/${intercept}) cannot convert pixels to Hounsfield units`);
   }
 
-  const pixel = ds.elements['x7fe00010'];
-  if (!pixel) throw bad('it has no Pixel Data (7FE0,0010)');
-  if (pixel.encapsulatedPixelData) throw bad('its pixel data is encapsulated (compressed)');
-  const bytesPerPixel = bitsAllocated / 8;
-  const needed = rows * columns * bytesPerPixel;
-  if (pixel.length < needed || pixel.dataOffset + needed > bytes.length) {
-    throw bad(`its pixel data holds ${Math.max(0, Math.min(pixel.length, bytes.length - pixel.dataOffset))} bytes, ` +
-      `but ${columns}x${rows} pixels of ${bitsAllocated} bits need ${needed}`);
-  }
-
-  const base = bytes.byteOffset + pixel.dataOffset;
-  const view = new DataView(bytes.buffer, base, needed);
+  // ds.byteArray: the inflated file for the deflated syntax, else the upload itself.
+  const pixels = pixelBytes(Buffer.from(ds.byteArray.buffer, ds.byteArray.byteOffset, ds.byteArray.byteLength), ds, transferSyntaxUid, { rows, columns, bitsAllocated });
+  const view = new DataView(pixels.buffer, pixels.byteOffset, pixels.byteLength);
   const shift = 32 - bitsStored;
   // Bits above BitsStored are not part of the value (PS3.5 8.1.1): mask or sign-extend them away.
   const toValue = signed

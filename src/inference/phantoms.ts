@@ -7,7 +7,8 @@
  * different formats shows the same anatomy.
  */
 import { writeDicomPart10, type DicomWriteElement } from './dicom-writer.ts';
-import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from './dicom.ts';
+import { DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from './dicom.ts';
+import { encodeJpeg2000, encodeJpegLossless, encodeJpegLs, encodeRle, type FrameSamples } from './dicom-encoders.ts';
 import { PNG16_HU_OFFSET, quantizeSamples, windowHu } from './intensity.ts';
 import { encodePng } from './png.ts';
 
@@ -210,8 +211,10 @@ export interface PhantomDicomOptions extends PhantomOptions {
   bitsStored?: number;
   /** 'explicit' (default) or 'implicit' VR little endian. */
   vr?: 'explicit' | 'implicit';
-  /** Claim another transfer syntax; a known compressed one gets encapsulated pixel data. */
+  /** Another transfer syntax: accepted compressed ones are really encoded (dicom-encoders.ts). */
   transferSyntaxUid?: string;
+  /** Split compressed pixel data into fragments of this many bytes (default one fragment). */
+  fragmentSize?: number;
   modality?: string;
   studyInstanceUid?: string;
   seriesInstanceUid?: string;
@@ -255,6 +258,28 @@ function storedValues(hu: Float64Array, opts: PhantomDicomOptions): Int32Array {
   return Int32Array.from(hu, (v) => Math.min(hi, Math.max(lo, Math.round((v - intercept) / slope))));
 }
 
+/**
+ * Pixel data of a compressed syntax: really encoded for those we accept, split into fragments
+ * of fragmentSize bytes when asked (one frame may span fragments); a 1 KiB stand-in for the
+ * ones we refuse (they are refused before the pixel data is read).
+ */
+function compressedFragments(transferSyntaxUid: string, frame: FrameSamples, fragmentSize?: number): Buffer[] {
+  const encoders: Record<string, () => Buffer> = {
+    '1.2.840.10008.1.2.5': () => encodeRle(frame),
+    '1.2.840.10008.1.2.4.57': () => encodeJpegLossless(frame, 2),
+    '1.2.840.10008.1.2.4.70': () => encodeJpegLossless(frame, 1),
+    '1.2.840.10008.1.2.4.80': () => encodeJpegLs(frame),
+    '1.2.840.10008.1.2.4.81': () => encodeJpegLs(frame, 2),
+    '1.2.840.10008.1.2.4.90': () => encodeJpeg2000(frame),
+    '1.2.840.10008.1.2.4.91': () => encodeJpeg2000(frame, true),
+  };
+  const encoded = encoders[transferSyntaxUid]?.() ?? Buffer.from(frame.bytes.subarray(0, 1024));
+  if (!fragmentSize) return [encoded];
+  const fragments: Buffer[] = [];
+  for (let i = 0; i < encoded.length; i += fragmentSize) fragments.push(encoded.subarray(i, i + fragmentSize));
+  return fragments;
+}
+
 /** A valid DICOM Part 10 CT instance of the phantom. */
 export function makePhantomDicom(opts: PhantomDicomOptions = {}): Buffer {
   const seed = opts.seed ?? 1;
@@ -267,7 +292,8 @@ export function makePhantomDicom(opts: PhantomDicomOptions = {}): Buffer {
 
   const transferSyntaxUid =
     opts.transferSyntaxUid ?? (opts.vr === 'implicit' ? IMPLICIT_VR_LITTLE_ENDIAN : EXPLICIT_VR_LITTLE_ENDIAN);
-  const native = transferSyntaxUid === IMPLICIT_VR_LITTLE_ENDIAN || transferSyntaxUid === EXPLICIT_VR_LITTLE_ENDIAN;
+  const native = transferSyntaxUid === IMPLICIT_VR_LITTLE_ENDIAN || transferSyntaxUid === EXPLICIT_VR_LITTLE_ENDIAN ||
+    transferSyntaxUid === DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN;
   const sopInstanceUid = opts.sopInstanceUid ?? derivedUid(seed, 3);
   const spacing = opts.pixelSpacingMm === undefined ? [0.75, 0.75] : opts.pixelSpacingMm;
   const spacingText = (mm: number[]) => mm.map(ds).join('\\');
@@ -293,7 +319,9 @@ export function makePhantomDicom(opts: PhantomDicomOptions = {}): Buffer {
     { tag: 0x00281053, vr: 'DS', value: ds(opts.rescaleSlope ?? 1) },
     native
       ? { tag: 0x7fe00010, vr: 'OW', value: pixels }
-      : { tag: 0x7fe00010, vr: 'OB', value: { encapsulatedFragments: [pixels.subarray(0, 1024)] } },
+      : { tag: 0x7fe00010, vr: 'OB', value: { encapsulatedFragments: compressedFragments(transferSyntaxUid, {
+        rows, columns, bitsAllocated: 16, bitsStored, signed: opts.pixelRepresentation === 1, bytes: pixels,
+      }, opts.fragmentSize) } },
   ];
   if (pixelSpacing !== undefined) elements.push({ tag: 0x00280030, vr: 'DS', value: pixelSpacing });
   if (opts.imagerPixelSpacingMm) elements.push({ tag: 0x00181164, vr: 'DS', value: spacingText(opts.imagerPixelSpacingMm) });

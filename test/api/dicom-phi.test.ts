@@ -88,8 +88,14 @@ let pgliteDir: string | undefined;
 let logText = '';
 let caseId: string;
 
-function dicomSlice(seed: number, offset: number) {
-  const file = makePhantomDicom({ seed, rows: 160, columns: 160, noduleX: 70, noduleY: 90, diameterPx: 14, pixelSpacingMm: [0.68, 0.68], identifying: IDENTIFYING });
+/** Compressed syntaxes too: the header is the same whatever encodes the pixels. */
+const SYNTAX = {
+  explicit: '1.2.840.10008.1.2.1', rle: '1.2.840.10008.1.2.5', j2k: '1.2.840.10008.1.2.4.90',
+  jpegLs: '1.2.840.10008.1.2.4.80', jpegLossless: '1.2.840.10008.1.2.4.70', deflated: '1.2.840.10008.1.2.1.99',
+} as const;
+
+function dicomSlice(seed: number, offset: number, transferSyntaxUid: string = SYNTAX.explicit) {
+  const file = makePhantomDicom({ seed, rows: 160, columns: 160, noduleX: 70, noduleY: 90, diameterPx: 14, pixelSpacingMm: [0.68, 0.68], identifying: IDENTIFYING, transferSyntaxUid });
   return { data: file.toString('base64'), offset, centerX: 70, centerY: 90 };
 }
 
@@ -107,7 +113,7 @@ before(async () => {
   svc = await startTestService({ db, overrides: { log: pino({ level: 'trace' }, sink) } });
 
   const ingest = await svc.gql('mutation ($input: IngestCaseInput!) { ingestCase(input: $input) { id study { studyInstanceUid } slices { imageUrl } } }', {
-    input: { patientKey: 'PSEUDO-PHI-1', externalId: 'phi-case', images: [-1, 0, 1].map((o) => dicomSlice(40 + o, o)) },
+    input: { patientKey: 'PSEUDO-PHI-1', externalId: 'phi-case', images: [dicomSlice(39, -1, SYNTAX.j2k), dicomSlice(40, 0), dicomSlice(41, 1, SYNTAX.rle)] },
   });
   assert.equal(ingest.errors, undefined, JSON.stringify(ingest.errors));
   caseId = ingest.data.ingestCase.id;
@@ -120,7 +126,7 @@ before(async () => {
     input: { patientKey: 'PSEUDO-PHI-2', images: [dicomSlice(77, 0)] },
   });
   const search = await svc.gql('query ($input: SimilarCasesInput!) { similarCases(input: $input) { hits { rank } } }', {
-    input: { images: [-1, 0, 1].map((o) => dicomSlice(50 + o, o)), k: 5 },
+    input: { images: [dicomSlice(49, -1, SYNTAX.jpegLs), dicomSlice(50, 0, SYNTAX.deflated), dicomSlice(51, 1, SYNTAX.jpegLossless)], k: 5 },
   }, 'reader');
   assert.equal(search.errors, undefined, JSON.stringify(search.errors));
   assert.ok(search.data.similarCases.hits.length >= 1);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import dicomParser from 'dicom-parser';
-import { decodeDicomCt, dicomPatchHu, PATCH_MM_PER_PIXEL, resolveCentre } from '../../src/inference/dicom.ts';
+import { ACCEPTED_TRANSFER_SYNTAXES, decodeDicomCt, dicomPatchHu, PATCH_MM_PER_PIXEL, REFUSED_TRANSFER_SYNTAXES, resolveCentre } from '../../src/inference/dicom.ts';
+import { BadInputError as BadInputErrorClass } from '../../src/errors.ts';
 import { makePhantomDicom, phantomDicomHu } from '../../src/inference/phantoms.ts';
 import { prepareSlice } from '../../src/inference/prepare-slice.ts';
 import { windowHu } from '../../src/inference/intensity.ts';
@@ -164,15 +165,132 @@ test('resolveCentre rejects centres outside the image', () => {
   assert.deepEqual(resolveCentre(slice, 49.4, -0.4), { x: 49.4, y: -0.4 });
 });
 
-test('refused DICOM: compressed and other transfer syntaxes are named', () => {
-  assertBadInput(() => decodeDicomCt(makePhantomDicom({ transferSyntaxUid: '1.2.840.10008.1.2.4.90' })),
-    /JPEG 2000 Lossless \(transfer syntax 1\.2\.840\.10008\.1\.2\.4\.90\)/, /uncompressed/);
-  assertBadInput(() => decodeDicomCt(makePhantomDicom({ transferSyntaxUid: '1.2.840.10008.1.2.4.50' })), /JPEG Baseline/);
-  assertBadInput(() => decodeDicomCt(makePhantomDicom({ transferSyntaxUid: '1.2.840.10008.1.2.5' })), /RLE Lossless/);
-  assertBadInput(() => decodeDicomCt(makePhantomDicom({ transferSyntaxUid: '1.2.840.10008.1.2.1.99' })), /Deflated/);
+/** Accepted compressed syntaxes, the HU error they may introduce, and their name in messages. */
+const COMPRESSED = [
+  { ts: '1.2.840.10008.1.2.1.99', name: 'Deflated Explicit VR Little Endian', maxErrorHu: 0 },
+  { ts: '1.2.840.10008.1.2.5', name: 'RLE Lossless', maxErrorHu: 0 },
+  { ts: '1.2.840.10008.1.2.4.57', name: 'JPEG Lossless, Non-Hierarchical (Process 14)', maxErrorHu: 0 },
+  { ts: '1.2.840.10008.1.2.4.70', name: 'JPEG Lossless, first-order prediction (Process 14, SV1)', maxErrorHu: 0 },
+  { ts: '1.2.840.10008.1.2.4.80', name: 'JPEG-LS Lossless', maxErrorHu: 0 },
+  { ts: '1.2.840.10008.1.2.4.81', name: 'JPEG-LS Near-Lossless', maxErrorHu: 2 }, // NEAR=2 in the phantom
+  { ts: '1.2.840.10008.1.2.4.90', name: 'JPEG 2000 Lossless', maxErrorHu: 0 },
+  { ts: '1.2.840.10008.1.2.4.91', name: 'JPEG 2000', maxErrorHu: 2 }, // irreversible wavelet
+];
+
+test('compressed DICOM: each accepted syntax, really encoded, decodes to the same HU (unsigned, signed, 12-bit)', () => {
+  const variants = [
+    {},
+    { pixelRepresentation: 1 as const, rescaleIntercept: 0 },
+    { pixelRepresentation: 1 as const, bitsStored: 12, rescaleIntercept: -1000 },
+  ];
+  for (const { ts, name, maxErrorHu } of COMPRESSED) {
+    assert.equal(ACCEPTED_TRANSFER_SYNTAXES[ts], name);
+    for (const v of variants) {
+      const opts = { seed: 13, rows: 96, columns: 110, noduleX: 40, noduleY: 50, transferSyntaxUid: ts, ...v };
+      const file = makePhantomDicom(opts);
+      const plain = makePhantomDicom({ ...opts, transferSyntaxUid: undefined });
+      assert.ok(file.length < plain.length, `${name}: ${file.length} bytes compressed vs ${plain.length}`);
+      const slice = decodeDicomCt(file);
+      assert.equal(slice.transferSyntaxUid, ts);
+      const ref = phantomDicomHu(opts);
+      let m = 0;
+      for (let r = 0; r < 96; r++) for (let c = 0; c < 110; c++) m = Math.max(m, Math.abs(slice.huAt(c, r) - ref.hu[r * 110 + c]!));
+      assert.ok(m <= maxErrorHu, `${name} ${JSON.stringify(v)}: max error ${m} HU`);
+      if (maxErrorHu === 0) {
+        // Lossless: the model sees exactly what it sees from the uncompressed file.
+        const a = prepareSlice({ data: file, offset: 0, centerX: 40, centerY: 50 }, CARD);
+        const b = prepareSlice({ data: plain, offset: 0, centerX: 40, centerY: 50 }, CARD);
+        assert.deepEqual(a.storedPng, b.storedPng, name);
+      }
+    }
+  }
+});
+
+test('compressed DICOM: a frame split over several fragments is joined in order', () => {
+  for (const ts of ['1.2.840.10008.1.2.5', '1.2.840.10008.1.2.4.70', '1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.90']) {
+    const opts = { seed: 21, rows: 64, columns: 64, transferSyntaxUid: ts, fragmentSize: 1000 };
+    const slice = decodeDicomCt(makePhantomDicom(opts));
+    const ref = phantomDicomHu(opts);
+    let m = 0;
+    for (let r = 0; r < 64; r++) for (let c = 0; c < 64; c++) m = Math.max(m, Math.abs(slice.huAt(c, r) - ref.hu[r * 64 + c]!));
+    assert.equal(m, 0, ts);
+  }
+});
+
+test('compressed DICOM: corrupt or mislabelled pixel data is refused by name, and the next file still decodes', () => {
+  const withFragment = (ts: string, fragment: Buffer, rows = 64, columns = 64) => {
+    // Re-wrap: take a valid file of the syntax and swap its single fragment.
+    const file = makePhantomDicom({ seed: 2, rows, columns, transferSyntaxUid: ts });
+    const valid = decodeDicomCtFragment(file);
+    return Buffer.concat([file.subarray(0, valid.position), lengthPrefixed(fragment), file.subarray(valid.position + 4 + valid.length)]);
+  };
+  // Truncated RLE, random bytes as JPEG-LS / JPEG 2000 / JPEG Lossless, a JPEG 2000 of another size.
+  const noise = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919 + 13) & 0xff));
+  const rle = encodeRle64();
+  assertBadInput(() => decodeDicomCt(withFragment('1.2.840.10008.1.2.5', rle.subarray(0, 400))), /RLE segment/);
+  assertBadInput(() => decodeDicomCt(withFragment('1.2.840.10008.1.2.4.80', noise)), /JPEG-LS/);
+  assertBadInput(() => decodeDicomCt(withFragment('1.2.840.10008.1.2.4.80', Buffer.concat([Buffer.from([0xff, 0xd8]), noise]))), /JPEG-LS/);
+  assertBadInput(() => decodeDicomCt(withFragment('1.2.840.10008.1.2.4.90', noise)), /JPEG 2000/);
+  assertBadInput(() => decodeDicomCt(withFragment('1.2.840.10008.1.2.4.70', noise)), /JPEG Lossless/);
+  const j2k32 = decodeDicomCtFragment(makePhantomDicom({ seed: 2, rows: 32, columns: 32, transferSyntaxUid: '1.2.840.10008.1.2.4.90' }));
+  assertBadInput(() => decodeDicomCt(withFragment('1.2.840.10008.1.2.4.90', j2k32.bytes)), /JPEG 2000 frame is 32x32 .* header says 64x64/);
+  // Streams damaged or cut after a valid header: OpenJPEG and CharLS may conceal the damage and
+  // return a (wrong) frame of the right size; what they must not do is throw anything else.
+  for (const ts of ['1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.70']) {
+    const good = Buffer.from(decodeDicomCtFragment(makePhantomDicom({ seed: 2, rows: 64, columns: 64, transferSyntaxUid: ts })).bytes);
+    const damaged = Buffer.from(good);
+    for (let i = 200; i < damaged.length; i += 3) damaged[i] = 0xff;
+    for (const bad of [damaged, good.subarray(0, 300)]) {
+      try {
+        assert.equal(decodeDicomCt(withFragment(ts, bad)).rows, 64);
+      } catch (e) {
+        assert.ok(e instanceof BadInputErrorClass, `${ts}: ${String(e)}`);
+      }
+    }
+  }
+  // After all that, the decoders work as before.
+  for (const { ts } of COMPRESSED) assert.equal(decodeDicomCt(makePhantomDicom({ seed: 4, transferSyntaxUid: ts })).rows, 128);
+  // Native syntax with encapsulated data, and a compressed label on plain data: both refused.
+  assertBadInput(() => decodeDicomCt(relabel(makePhantomDicom({ seed: 2 }), '1.2.840.10008.1.2.5')), /labelled RLE Lossless but its pixel data is not encapsulated/);
+});
+
+test('refused DICOM: lossy 8/12-bit JPEG, HTJ2K, big endian and unknown syntaxes are named', () => {
+  assertBadInput(() => decodeDicomCt(makePhantomDicom({ transferSyntaxUid: '1.2.840.10008.1.2.4.50' })),
+    /JPEG Baseline \(lossy, 8 bits per sample: too few for CT Hounsfield units\) \(transfer syntax 1\.2\.840\.10008\.1\.2\.4\.50\)/, /send it uncompressed or losslessly compressed/, /Accepted DICOM: .*RLE Lossless, JPEG Lossless \(Process 14\), JPEG-LS, JPEG 2000/);
+  assertBadInput(() => decodeDicomCt(makePhantomDicom({ transferSyntaxUid: '1.2.840.10008.1.2.4.51' })), /JPEG Extended/);
+  assertBadInput(() => decodeDicomCt(makePhantomDicom({ transferSyntaxUid: '1.2.840.10008.1.2.4.201' })), /High-Throughput JPEG 2000 Lossless/);
   assertBadInput(() => decodeDicomCt(makePhantomDicom({ transferSyntaxUid: '1.2.840.10008.1.2.2' })), /Big Endian/);
   assertBadInput(() => decodeDicomCt(makePhantomDicom({ transferSyntaxUid: '1.2.3.4.5' })), /transfer syntax 1\.2\.3\.4\.5 is not supported/);
+  for (const ts of Object.keys(REFUSED_TRANSFER_SYNTAXES)) assert.equal(ACCEPTED_TRANSFER_SYNTAXES[ts], undefined);
 });
+
+/** The first fragment item of a file with encapsulated pixel data: where it is and its bytes. */
+function decodeDicomCtFragment(file: Buffer) {
+  const ds = dicomParser.parseDicom(file);
+  const f = ds.elements['x7fe00010']!.fragments![0]!;
+  return { position: f.position - 8 + 4, length: f.length, bytes: file.subarray(f.position, f.position + f.length) };
+}
+
+function lengthPrefixed(fragment: Buffer): Buffer {
+  const even = fragment.length % 2 ? Buffer.concat([fragment, Buffer.alloc(1)]) : fragment;
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(even.length);
+  return Buffer.concat([len, even]);
+}
+
+function encodeRle64(): Buffer {
+  const file = makePhantomDicom({ seed: 2, rows: 64, columns: 64, transferSyntaxUid: '1.2.840.10008.1.2.5' });
+  return Buffer.from(decodeDicomCtFragment(file).bytes);
+}
+
+/** Same bytes, another transfer syntax in the meta header (both UIDs have the same padded length). */
+function relabel(file: Buffer, ts: string): Buffer {
+  const at = file.indexOf(Buffer.from('1.2.840.10008.1.2.1\0', 'latin1'));
+  assert.ok(at > 0);
+  const out = Buffer.from(file);
+  Buffer.from(ts.padEnd(20, '\0'), 'latin1').copy(out, at);
+  return out;
+}
 
 test('refused DICOM: absurd or inconsistent sizes, before allocating', () => {
   assertBadInput(() => decodeDicomCt(makePhantomDicom({ declaredRows: 60000, declaredColumns: 60000 })), /60000 columns x 60000 rows/, /32 to 4096/);

@@ -29,7 +29,7 @@ let sinceRssCheck = 0;
 
 after(() => {
   console.log(
-    `# fuzz totals: ${totals.cases} cases, ${totals.ok} decoded, ${totals['bad-input']} BadInputError, 0 other outcomes; ` +
+    `fuzz totals: ${totals.cases} cases, ${totals.ok} decoded, ${totals['bad-input']} BadInputError, 0 other outcomes; ` +
       `slowest case ${totals.slowestMs.toFixed(1)} ms; peak RSS growth ${(totals.peakRssGrowth / 2 ** 20).toFixed(1)} MiB (FUZZ_RUNS=${RUNS})`,
   );
 });
@@ -181,6 +181,26 @@ test(`fuzz: mutated DICOM, implicit VR (${RUNS} runs)`, { timeout: 120_000 }, (t
   const dcm = makePhantomDicom({ seed: 4, rows: 40, columns: 40, vr: 'implicit' });
   t.diagnostic(run('dicom-implicit', dcm, dcm.length - 40 * 40 * 2, (b) => b, 104));
 });
+
+// Compressed syntaxes: mutations anywhere, so they reach the RLE, JPEG, JPEG-LS and JPEG 2000
+// decoders (JS and WebAssembly) and the inflater, not only the header.
+const COMPRESSED_RUNS = Math.max(20, Math.round(RUNS / 3));
+for (const [ts, seed] of [
+  ['1.2.840.10008.1.2.1.99', 110], ['1.2.840.10008.1.2.5', 111], ['1.2.840.10008.1.2.4.70', 112],
+  ['1.2.840.10008.1.2.4.80', 113], ['1.2.840.10008.1.2.4.90', 114],
+] as const) {
+  test(`fuzz: mutated DICOM, transfer syntax ${ts} (${COMPRESSED_RUNS} runs)`, { timeout: 120_000 }, (t) => {
+    const dcm = makePhantomDicom({ seed: 6, rows: 40, columns: 40, transferSyntaxUid: ts });
+    const tally = { ok: 0, 'bad-input': 0 };
+    fc.assert(
+      fc.property(mutationsArb(dcm.length), (m) => {
+        tally[outcome(mutate(dcm, m))]++;
+      }),
+      { numRuns: COMPRESSED_RUNS, seed },
+    );
+    t.diagnostic(`${ts}: ${COMPRESSED_RUNS} runs, ${tally.ok} decoded, ${tally['bad-input']} BadInputError`);
+  });
+}
 
 test(`fuzz: arbitrary bytes and centres (${RUNS} runs)`, { timeout: 120_000 }, (t) => {
   const tally = { ok: 0, 'bad-input': 0 };
