@@ -102,6 +102,25 @@ test('errors are logged with their code and the request id; the signed image URL
   assert.ok(!rawLog.includes('secret-signature-value'));
 });
 
+test('an unexpected error is logged with the stack and the request id; the caller sees only the code', async () => {
+  const cases = svc.service.services.cases;
+  const original = cases.byExternalId;
+  cases.byExternalId = async () => {
+    throw new Error('simulated fault deep in the service');
+  };
+  try {
+    const res = await post({ query: '{ caseByExternalId(externalId: "x") { id } }' }, { 'x-request-id': 'fault-1' });
+    const body = (await res.json()) as { errors?: { message: string; extensions?: { code?: string } }[] };
+    assert.equal(body.errors?.[0]?.extensions?.code, 'INTERNAL_SERVER_ERROR');
+    assert.ok(!body.errors?.[0]?.message.includes('simulated'));
+  } finally {
+    cases.byExternalId = original;
+  }
+  const fault = linesFor('fault-1').find((l) => l.msg === 'unexpected error in a resolver');
+  assert.ok(fault, 'the error line carries the request id');
+  assert.match(JSON.stringify(fault.err), /simulated fault deep in the service/);
+});
+
 test('/metrics counts ingests by outcome and times inference', async () => {
   const stored = await metric('fcdn_ingest_cases_total{outcome="stored"}');
   const rejected = await metric('fcdn_ingest_cases_total{outcome="rejected"}');
