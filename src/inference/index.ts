@@ -16,6 +16,7 @@ export {
   REFUSED_TRANSFER_SYNTAXES,
   DICOM_MAX_SIDE,
   DICOM_MIN_SIDE,
+  PATCH_MM_PER_PIXEL,
   type DicomCtSlice,
 } from './dicom.ts';
 export { WINDOW_MIN_HU, WINDOW_MAX_HU, PNG16_HU_OFFSET, windowHu } from './intensity.ts';
