@@ -79,6 +79,25 @@ test('sessions killed during searches: answers or SERVICE_UNAVAILABLE, and the s
   await assertInvariants(rig.db.raw, rig.store, { slicesPerCase: 3 });
 });
 
+test('one kill during searches is invisible: a search only reads, so it is retried on a new connection', async () => {
+  const [first] = await rig.db.raw.query<{ id: number }>('SELECT min(id) AS id FROM nodule_cases');
+  const baseline = await rig.svc.gql(SEARCH_BY_CASE, { id: String(first!.id) }, 'reader');
+  let hit = 0;
+  let rounds = 0;
+  // Rounds of 20 searches; each round one kill, until a kill lands on a session in use.
+  while (hit === 0 && rounds < 10) {
+    rounds++;
+    const searches = Promise.all(Array.from({ length: 20 }, () => rig.svc.gql(SEARCH_BY_CASE, { id: String(first!.id) }, 'reader')));
+    await sleep(20);
+    hit = (await rig.terminate()).busy;
+    const results = await searches;
+    assert.deepEqual(tally(results.map(outcome)), { ok: 20 }, 'every search answered');
+    for (const r of results) assert.deepEqual(r.data, baseline.data);
+  }
+  console.log(`# one kill during 20 searches: ${hit} session(s) in use killed (round ${rounds}); the client saw 20 answers`);
+  assert.ok(hit > 0, 'a kill landed on a session in use');
+});
+
 test('sessions killed during a reindex: the job picks itself up and finishes without a restart', async () => {
   const registered = await rig.svc.gql('mutation ($p: String!) { registerModel(path: $p) { id } }', { p: NEW_MODEL });
   assert.equal(outcome(registered), 'ok', JSON.stringify(registered.errors));
