@@ -230,6 +230,8 @@ function decodeChecked(bytes: Buffer): DicomCtSlice {
     throw bad(`its Rescale Slope/Intercept (${slope}/${intercept}) cannot convert pixels to Hounsfield units`);
   }
 
+  // Cheap checks before any decoding.
+  const pixelSpacingMm = readSpacing(ds);
   // ds.byteArray: the inflated file for the deflated syntax, else the upload itself.
   const pixels = pixelBytes(Buffer.from(ds.byteArray.buffer, ds.byteArray.byteOffset, ds.byteArray.byteLength), ds, transferSyntaxUid, { rows, columns, bitsAllocated });
   const view = new DataView(pixels.buffer, pixels.byteOffset, pixels.byteLength);
@@ -239,8 +241,6 @@ function decodeChecked(bytes: Buffer): DicomCtSlice {
     ? (raw: number) => (raw << shift) >> shift
     : (raw: number) => (raw << shift) >>> shift;
   const read = bitsAllocated === 16 ? (i: number) => view.getUint16(i * 2, true) : (i: number) => view.getUint8(i);
-
-  const pixelSpacingMm = readSpacing(ds);
 
   return {
     rows,
