@@ -79,7 +79,7 @@ export async function createHttpApp(d: HttpDeps): Promise<{ listener: http.Reque
   // createSliceUpload is the credential; the body must have the declared length.
   app.put(
     '/uploads/:id',
-    (req, res, next) => {
+    (req: Request, res: Response, next: NextFunction) => {
       const declared = Number(req.get('content-length'));
       if (declared > d.services.uploads.maxBytes) {
         res.status(413).json({ error: `the upload is larger than ${d.services.uploads.maxBytes} bytes (FCDN_MAX_UPLOAD_BYTES)` });
@@ -88,7 +88,7 @@ export async function createHttpApp(d: HttpDeps): Promise<{ listener: http.Reque
       next();
     },
     express.raw({ type: () => true, limit: d.services.uploads.maxBytes }),
-    async (req, res, next) => {
+    async (req: Request, res: Response, next: NextFunction) => {
       try {
         const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         await d.services.uploads.receive(`uploads/${String(req.params.id)}`, Number(req.query.expires), String(req.query.sig ?? ''), body);
@@ -101,6 +101,11 @@ export async function createHttpApp(d: HttpDeps): Promise<{ listener: http.Reque
         }
         next(err);
       }
+    },
+    // A body without Content-Length that grows past the limit.
+    (err: Error & { type?: string }, _req: Request, res: Response, next: NextFunction) => {
+      if (err.type !== 'entity.too.large' || res.headersSent) return next(err);
+      res.status(413).json({ error: `the upload is larger than ${d.services.uploads.maxBytes} bytes (FCDN_MAX_UPLOAD_BYTES)` });
     },
   );
 

@@ -152,10 +152,19 @@ describe(`uploads on the embedded filesystem store (${databaseLabel})`, () => {
     assert.ok(await svc.service.services.store.exists(upload.key), 'the upload stays until it expires');
   });
 
-  test('uploads that never become a case are removed by the sweeper once expired', async () => {
-    const shortLived = await startTestService({ env: { S3_ENDPOINT: '', FCDN_UPLOAD_TTL_SECONDS: '1', FCDN_UPLOAD_SWEEP_MS: '200' } });
+  test('uploads that never become a case are removed by the sweeper once expired; bodies over the limit are refused', async () => {
+    const limit = png.length + 8;
+    const shortLived = await startTestService({ env: { S3_ENDPOINT: '', FCDN_UPLOAD_TTL_SECONDS: '1', FCDN_UPLOAD_SWEEP_MS: '200', FCDN_MAX_UPLOAD_BYTES: String(limit) } });
     try {
       const upload = await createUpload(shortLived, png);
+      const tooBig = await put(upload, Buffer.alloc(limit + 1));
+      assert.equal(tooBig.status, 413, 'bodies over FCDN_MAX_UPLOAD_BYTES are refused before they are read');
+      const chunked = await fetch(upload.url, {
+        method: 'PUT',
+        body: new ReadableStream({ start: (c) => (c.enqueue(new Uint8Array(limit + 1)), c.close()) }),
+        duplex: 'half',
+      } as RequestInit);
+      assert.equal(chunked.status, 413, 'and so are those without a Content-Length that grow past it');
       assert.equal((await put(upload, png)).status, 200);
       assert.equal(await count(shortLived, 'slice_uploads'), 1);
       const deadline = Date.now() + 10_000;
