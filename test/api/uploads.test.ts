@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { makePhantomPng } from '../../src/inference/index.ts';
+import { makePhantomDicom, makePhantomPng } from '../../src/inference/index.ts';
 import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
 import { databaseLabel } from '../support/test-database.ts';
 import { phantomSlices } from '../support/phantom-cases.ts';
@@ -80,6 +80,21 @@ describe(`uploads on the embedded filesystem store (${databaseLabel})`, () => {
     const again = await svc.gql(INGEST, { input: { patientKey: 'PSEUDO-U1', externalId: 'again', images: [{ data: '', uploadKey: upload.key }] } }, 'writer');
     assert.equal(again.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
     assert.match(again.errors![0]!.message, /does not exist, has expired or was already used/);
+  });
+
+  test('a DICOM instance goes up the same way; its header fills the study as inline DICOM does', async () => {
+    const dicom = makePhantomDicom({ seed: 21, diameterPx: 12, studyInstanceUid: '1.2.826.0.1.77', seriesInstanceUid: '1.2.826.0.1.77.1' });
+    const res = await svc.gql(CREATE, { t: 'application/dicom', n: dicom.length }, 'writer');
+    const upload: Upload = res.data.createSliceUpload;
+    assert.equal((await put(upload, dicom)).status, 200);
+    const ingest = await svc.gql(
+      'mutation ($input: IngestCaseInput!) { ingestCase(input: $input) { id study { studyInstanceUid } slices { offset } } }',
+      { input: { patientKey: 'PSEUDO-UD', externalId: 'dicom-upload', images: [{ data: '', uploadKey: upload.key, centerX: 64, centerY: 64 }] } },
+      'writer',
+    );
+    assert.equal(ingest.errors, undefined, JSON.stringify(ingest.errors));
+    assert.equal(ingest.data.ingestCase.study.studyInstanceUid, '1.2.826.0.1.77', 'the study comes from the uploaded header');
+    assert.equal(await svc.service.services.store.exists(upload.key), false);
   });
 
   test('the upload URL checks its signature, expiry and the declared length', async () => {
