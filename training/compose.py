@@ -87,30 +87,32 @@ def main(argv=None):
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--grid", action="store_true", help="try a small grid of compositions")
     ap.add_argument("--save", help="write the composed checkpoint here")
+    ap.add_argument("--device", default="cpu")
     add_arguments(ap)
     args = ap.parse_args(argv)
     import lidc
     from export import load_checkpoint
     from evaluate import fcdn_metrics
     model, ckpt = load_checkpoint(args.checkpoint)
+    model.to(args.device)
     targs = ckpt["card"]["training"]["args"]
     nodules = lidc.load_nodules(args.data)
     train_n, val_n = lidc.split_patients(nodules, targs["val_fraction"], targs["split_seed"])
-    feats = training_features(model, train_n)
+    feats = training_features(model, train_n, args.device)
     grid = [(fractions(args), args.tau)]
     if args.grid:
         grid = [(dict(zip(TAPS, f)), t) for f in ((0.5, 1, 0.5), (0.75, 1, 0.75), (1, 1, 1))
                 for t in (0.0, 0.25, 0.5, 1.0, 1.5)]
     for frac, tau in grid:
-        rec = compose_codes(model, train_n, frac, tau, targs["seed"], feats=feats)
-        m = fcdn_metrics(model, val_n)
+        rec = compose_codes(model, train_n, frac, tau, targs["seed"], args.device, feats=feats)
+        m = fcdn_metrics(model, val_n, device=args.device)
         j = m["rows"]["joint"][64]
         print(json.dumps({"class_fraction": list(frac.values()), "tau": tau,
                           "joint64": {k: round(v, 4) for k, v in j.items()},
                           "map_joint": m["summary"]["map_by_bits"]["joint"],
                           "distinct": m["distinct_codes_64"]["centre_slices_of_cases"]}), flush=True)
         if args.save and not args.grid:
-            ckpt["state_dict"] = model.state_dict()
+            ckpt["state_dict"] = model.cpu().state_dict()
             ckpt["card"]["composition"] = rec
             ckpt["card"]["metrics"] = m
             torch.save(ckpt, args.save)

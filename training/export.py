@@ -20,7 +20,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fcdn import FCDN, ExportWrapper, TAPS, INPUT_SIZE, count_parameters  # noqa: E402
+from fcdn import FCDN, ExportWrapper, TAPS, INPUT_SIZE, MASK_STAT_NAMES, count_parameters  # noqa: E402
 from phantoms import phantom_batch  # noqa: E402
 
 OPSET = 17
@@ -75,23 +75,27 @@ def export_onnx(model: FCDN, out_path: str, card: dict, bits: int = 64) -> dict:
         input_names=["patches"], output_names=["code_l4", "code_l17", "code_l25", "mask"],
         dynamic_axes={k: {0: "N"} for k in ["patches", "code_l4", "code_l17", "code_l25", "mask"]},
         do_constant_folding=True)
+    ch = model.tap_channels
+    extra = ", plus the predicted mask's statistics" if model.mask_stats else ""
     full = {
         "name": card.get("name", os.path.splitext(os.path.basename(out_path))[0]),
         "architecture": "FCDN (Qin et al. 2019): 9 plain convs + 3 dense blocks x 3 BN-ReLU-Conv, "
                         "3 max-pools, 6 bilinear up-samplings, per-pixel sigmoid; layers numbered "
                         "0-26 as in training/fcdn.py and docs/model.md",
         "parameters": count_parameters(model),
+        "widths": model.arch["widths"],
+        "maskStatistics": list(MASK_STAT_NAMES) if model.mask_stats else None,
         "inputSize": INPUT_SIZE,
         "bits": bits,
         "io": {"input": "patches", "shallow": "code_l4", "middle": "code_l17",
                "deep": "code_l25", "mask": "mask"},
         "taps": {
             "shallow": {"layer": TAPS["shallow"], "output": "code_l4",
-                        "features": "dense block 1 after its 2nd layer (32 ch, 64x64), avg+max pooled"},
+                        "features": f"dense block 1 after its 2nd layer ({ch['shallow']} ch, 64x64), avg+max pooled{extra}"},
             "middle": {"layer": TAPS["middle"], "output": "code_l17",
-                       "features": "dense block 3 output, last encoder layer (160 ch, 16x16), avg+max pooled"},
+                       "features": f"dense block 3 output, last encoder layer ({ch['middle']} ch, 16x16), avg+max pooled{extra}"},
             "deep": {"layer": TAPS["deep"], "output": "code_l25",
-                     "features": "last 3x3 decoder conv (24 ch, 64x64), avg+max pooled"},
+                     "features": f"last 3x3 decoder conv ({ch['deep']} ch, 64x64), avg+max pooled{extra}"},
         },
         "codes": "bit i = (output[i] > 0 ? 1 : 0) = character i of the 64-char bit string",
         "preprocessing": PREPROCESSING,
@@ -113,7 +117,7 @@ def load_checkpoint(path: str):
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except TypeError:
         ckpt = torch.load(path, map_location="cpu")
-    model = FCDN(ckpt.get("bit_lengths", (24, 32, 48, 64)))
+    model = FCDN(ckpt.get("bit_lengths", (24, 32, 48, 64)), **ckpt.get("arch", {}))
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return model, ckpt
@@ -128,11 +132,16 @@ def main(argv=None):
     ap.add_argument("--name", default=None)
     ap.add_argument("--save-checkpoint", help="also save the torch weights here (recorded in the "
                     "card as training.checkpoint; evaluate.py reads the 24-48 bit heads from it)")
+    ap.add_argument("--plain", help="untrained only: widths as in train.py")
+    ap.add_argument("--growth")
+    ap.add_argument("--decoder")
+    ap.add_argument("--mask-stats", action="store_true")
     args = ap.parse_args(argv)
 
     if args.untrained:
+        from train import widths_from_args
         torch.manual_seed(args.seed)
-        model = FCDN()
+        model = FCDN(widths=widths_from_args(args), mask_stats=args.mask_stats)
         calibrate_batchnorm(model, args.seed)
         card = {"name": args.name or "fcdn-untrained", "untrained": True, "seed": args.seed,
                 "training": None, "metrics": None,
@@ -140,7 +149,7 @@ def main(argv=None):
                         "from seeded phantom patches; for tests only, codes carry no meaning"}
         if args.save_checkpoint:
             torch.save({"state_dict": model.state_dict(), "bit_lengths": model.bit_lengths,
-                        "card": card}, args.save_checkpoint)
+                        "arch": model.arch, "card": card}, args.save_checkpoint)
     elif args.checkpoint:
         model, ckpt = load_checkpoint(args.checkpoint)
         card = dict(ckpt.get("card", {}))

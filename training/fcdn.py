@@ -84,9 +84,9 @@ class HashHead(nn.Module):
     Before composition (an untrained network) all bits are `proj` rows.
     """
 
-    def __init__(self, channels: int, bit_lengths=BIT_LENGTHS):
+    def __init__(self, channels: int, bit_lengths=BIT_LENGTHS, extra: int = 0):
         super().__init__()
-        self.dim = 2 * channels
+        self.dim = 2 * channels + extra
         self.norm = nn.BatchNorm1d(self.dim)
         self.cls = nn.Linear(self.dim, 1, bias=False)
         self.proj = nn.ModuleDict(
@@ -96,48 +96,98 @@ class HashHead(nn.Module):
             self.register_buffer(f"noise_{k}", torch.zeros(int(k), self.dim))
             self.register_buffer(f"class_bits_{k}", torch.zeros(int(k), dtype=torch.bool))
 
-    def features(self, fmap):
-        pooled = torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
-        return self.norm(pooled)
+    def features(self, fmap, extra=None):
+        parts = [fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))]
+        if extra is not None:
+            parts.append(extra)
+        return self.norm(torch.cat(parts, dim=1))
 
     def weight(self, k: int):
         mask = getattr(self, f"class_bits_{k}")[:, None]
         class_rows = self.cls.weight + getattr(self, f"noise_{k}")
         return torch.where(mask, class_rows, self.proj[str(k)].weight)
 
-    def forward(self, fmap):
-        x = self.features(fmap)
+    def forward(self, fmap, extra=None):
+        x = self.features(fmap, extra)
         codes = {int(k): x @ self.weight(int(k)).t() for k in self.proj}
         return codes, x, self.cls(x)[:, 0]
 
 
+# Channel widths of fcdn-v1 (the default, so v1 checkpoints load unchanged).
+V1_WIDTHS = {"plain": (16, 32, 64), "growth": (8, 16, 32), "decoder": (96, 64, 48, 32, 24, 24)}
+MASK_STAT_NAMES = ("sqrt_area", "log_area", "perimeter", "perimeter_per_sqrt_area", "mean_inside",
+                   "std_inside", "mean_outside", "max_probability")
+
+
+def mask_statistics(patches, mask_logits, detach: bool = True):
+    """Differentiable statistics of the predicted mask, [N, len(MASK_STAT_NAMES)].
+
+    What a 5-feature logistic regression on true masks uses to beat the class
+    direction (docs/evaluation.md): size (soft area in pixels), a perimeter proxy (total
+    variation of the soft mask), shape (perimeter / sqrt area), the intensity inside the
+    mask (mean, std) and outside it (about 0 for md882's segmented slices, lung for
+    daco134's). Computed in the graph, so the ONNX file stays self-contained."""
+    p = torch.sigmoid(mask_logits)
+    if detach:
+        p = p.detach()
+    x = patches
+    area = p.sum(dim=(1, 2, 3))
+    perim = (p[:, :, 1:, :] - p[:, :, :-1, :]).abs().sum(dim=(1, 2, 3)) + \
+        (p[:, :, :, 1:] - p[:, :, :, :-1]).abs().sum(dim=(1, 2, 3))
+    sqrt_area = torch.sqrt(area + 1.0)
+    inside = area + 1e-3
+    mean_in = (p * x).sum(dim=(1, 2, 3)) / inside
+    var_in = (p * x * x).sum(dim=(1, 2, 3)) / inside - mean_in * mean_in
+    std_in = torch.sqrt(F.relu(var_in) + 1e-6)
+    q = 1.0 - p
+    mean_out = (q * x).sum(dim=(1, 2, 3)) / (q.sum(dim=(1, 2, 3)) + 1e-3)
+    pmax = p.amax(dim=(1, 2, 3))
+    return torch.stack([sqrt_area, torch.log1p(area), perim, perim / sqrt_area, mean_in, std_in,
+                        mean_out, pmax], dim=1)
+
+
 class FCDN(nn.Module):
-    def __init__(self, bit_lengths=BIT_LENGTHS):
+    """widths: channel counts (`V1_WIDTHS` layout: plain = the three stages' plain-conv
+    widths, growth = the dense blocks' growth rates, decoder = the 6 up-sampling convs'
+    outputs, the last also used by layers 24-25). mask_stats: feed `mask_statistics`
+    of the predicted mask into every hash head beside the pooled tap features."""
+
+    def __init__(self, bit_lengths=BIT_LENGTHS, widths=None, mask_stats: bool = False,
+                 mask_stats_detach: bool = True):
         super().__init__()
         self.bit_lengths = tuple(bit_lengths)
+        w = {k: tuple(v) for k, v in {**V1_WIDTHS, **(widths or {})}.items()}
+        self.arch = {"widths": {k: list(v) for k, v in w.items()}, "mask_stats": bool(mask_stats),
+                     "mask_stats_detach": bool(mask_stats_detach)}
+        (p1, p2, p3), (g1, g2, g3), dec = w["plain"], w["growth"], list(w["decoder"])
+        assert len(dec) == 6
         L = []  # numbered layers, index = layer number
         # stage 1
-        L += [PlainConv(1, 16), PlainConv(16, 16), PlainConv(16, 16)]
-        L += [DenseLayer(16 + 8 * i, 8) for i in range(3)]            # 3,4,5 -> 40 ch
+        L += [PlainConv(1, p1), PlainConv(p1, p1), PlainConv(p1, p1)]
+        L += [DenseLayer(p1 + g1 * i, g1) for i in range(3)]          # 3,4,5
         # stage 2
-        L += [PlainConv(40, 32), PlainConv(32, 32), PlainConv(32, 32)]
-        L += [DenseLayer(32 + 16 * i, 16) for i in range(3)]          # 9,10,11 -> 80 ch
+        c1 = p1 + 3 * g1
+        L += [PlainConv(c1, p2), PlainConv(p2, p2), PlainConv(p2, p2)]
+        L += [DenseLayer(p2 + g2 * i, g2) for i in range(3)]          # 9,10,11
         # stage 3
-        L += [PlainConv(80, 64), PlainConv(64, 64), PlainConv(64, 64)]
-        L += [DenseLayer(64 + 32 * i, 32) for i in range(3)]          # 15,16,17 -> 160 ch
+        c2 = p2 + 3 * g2
+        L += [PlainConv(c2, p3), PlainConv(p3, p3), PlainConv(p3, p3)]
+        L += [DenseLayer(p3 + g3 * i, g3) for i in range(3)]          # 15,16,17
+        c3 = p3 + 3 * g3
         # decoder: 6 up-sampling convs, then two at full size
-        dec = [160, 96, 64, 48, 32, 24, 24]
+        dec = [c3] + dec
         L += [PlainConv(dec[i], dec[i + 1]) for i in range(6)]        # 18..23
-        L += [PlainConv(24, 24), PlainConv(24, 24)]                   # 24, 25
-        L += [nn.Conv2d(24, 1, 1)]                                    # 26
+        L += [PlainConv(dec[-1], dec[-1]), PlainConv(dec[-1], dec[-1])]  # 24, 25
+        L += [nn.Conv2d(dec[-1], 1, 1)]                               # 26
         self.layers = nn.ModuleList(L)
         assert len(self.layers) == 27
         self.pool_after = {5, 11, 17}
-        self.heads = nn.ModuleDict({
-            "shallow": HashHead(32, bit_lengths),
-            "middle": HashHead(160, bit_lengths),
-            "deep": HashHead(24, bit_lengths),
-        })
+        self.mask_stats = bool(mask_stats)
+        self.mask_stats_detach = bool(mask_stats_detach)
+        extra = len(MASK_STAT_NAMES) if mask_stats else 0
+        self.tap_channels = {"shallow": p1 + 2 * g1, "middle": c3, "deep": dec[-1]}
+        self.heads = nn.ModuleDict({t: HashHead(c, bit_lengths, extra)
+                                    for t, c in self.tap_channels.items()})
 
     def forward(self, patches):
         """patches [N,1,64,64] in [0,1] -> dict with 'mask_logits', 'codes'
@@ -158,9 +208,10 @@ class FCDN(nn.Module):
                 taps["deep"] = x
             if i in self.pool_after:
                 x = F.max_pool2d(x, 2)
+        stats = mask_statistics(patches, x, self.mask_stats_detach) if self.mask_stats else None
         codes, feats, logits = {}, {}, {}
         for name, fmap in taps.items():
-            codes[name], feats[name], logits[name] = self.heads[name](fmap)
+            codes[name], feats[name], logits[name] = self.heads[name](fmap, stats)
         return {"mask_logits": x, "codes": codes, "features": feats, "class_logits": logits}
 
 

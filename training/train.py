@@ -112,6 +112,16 @@ def step_loss(out, mask, label, diameter, targets: SizeTargets, args, model_head
     return seg + args.hash_weight * hl + args.class_weight * cl, seg, hl, cl
 
 
+def widths_from_args(args):
+    """--plain/--growth/--decoder (comma lists) over the fcdn-v1 widths."""
+    w = {}
+    for k in ("plain", "growth", "decoder"):
+        v = getattr(args, k)
+        if v:
+            w[k] = tuple(int(x) for x in v.split(","))
+    return w
+
+
 def train(args):
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -129,7 +139,8 @@ def train(args):
     labels = np.array([n.label for n in train_n])
     diam = np.array([n.diameter_mm for n in train_n])
 
-    model = FCDN().to(device)
+    model = FCDN(widths=widths_from_args(args), mask_stats=args.mask_stats,
+                 mask_stats_detach=not args.mask_stats_grad).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8,
                             weight_decay=args.weight_decay)
     steps_per_epoch = int(np.ceil(args.samples_per_epoch / args.batch))
@@ -196,6 +207,15 @@ def main(argv=None):
     ap.add_argument("--class-dropout", type=float, default=0.0,
                     help="dropout on the pooled features for the class loss only")
     compose.add_arguments(ap)
+    ap.add_argument("--plain", help="plain-conv widths of the 3 stages (default 16,32,64 = fcdn-v1)")
+    ap.add_argument("--growth", help="dense-block growth rates (default 8,16,32)")
+    ap.add_argument("--decoder", help="widths of the 6 up-sampling convs, the last also for "
+                    "layers 24-25 (default 96,64,48,32,24,24)")
+    ap.add_argument("--mask-stats", action="store_true",
+                    help="feed statistics of the predicted mask (area, perimeter, intensity) "
+                    "into every hash head")
+    ap.add_argument("--mask-stats-grad", action="store_true",
+                    help="let the hash losses' gradients flow into the mask through those statistics")
     ap.add_argument("--md-radius", type=int, default=2, help="md882 slices used: centre +- this")
     ap.add_argument("--segment-context-p", type=float, default=0.5)
     ap.add_argument("--device", default="cpu")
@@ -232,8 +252,9 @@ def main(argv=None):
         from evaluate import fcdn_metrics
         card["metrics"] = fcdn_metrics(model, val_n, device=args.device)
         print(json.dumps(card["metrics"]["summary"], indent=1))
+    card["architecture_options"] = model.arch
     torch.save({"state_dict": model.cpu().state_dict(), "bit_lengths": model.bit_lengths,
-                "card": card}, os.path.join(args.out, "fcdn.pt"))
+                "arch": model.arch, "card": card}, os.path.join(args.out, "fcdn.pt"))
     with open(os.path.join(args.out, "card.json"), "w") as f:
         json.dump(card, f, indent=1)
     print(f"trained in {secs:.0f}s; wrote {args.out}/fcdn.pt")
