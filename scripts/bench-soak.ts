@@ -217,10 +217,17 @@ const connectionSamples: { at: number; total: number }[] = [];
 const reindex: { at: number; jobs: { id: string; model: string; status: string; done: number; total: number; failed: number }[] }[] = [];
 const JOBS = '{ reindexJobs(first: 3) { id model { id } status done total failed } }';
 
+/** The service's own pool figures from GET /metrics (fcdn_db_pool_connections). */
+async function poolStats(): Promise<Record<string, number>> {
+  const text = await (await fetch(`${service.url}/metrics`)).text();
+  return Object.fromEntries([...text.matchAll(/^fcdn_db_pool_connections\{state="(\w+)"\} (\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
+}
+
 // Warm the model session, then the figures before load.
 for (let i = 0; i < 4; i++) await send(i % 2 ? 'searchByCase' : 'searchByImage');
 const rssAtStart = rssMiB();
 const connectionsBeforeLoad = await connections();
+const poolBeforeLoad = await poolStats();
 const second = await gql('mutation ($p: String!) { registerModel(path: $p) { id } }', { p: SECOND_MODEL }, KEYS.admin);
 if (second.code) throw new Error(`registerModel failed: ${second.code}`);
 const models = [String(firstModelId), second.data.registerModel.id as string];
@@ -269,6 +276,7 @@ await watcher;
 const rssAtEnd = rssMiB();
 await new Promise((r) => setTimeout(r, 2000));
 const connectionsAfterLoad = await connections();
+const poolAfterLoad = await poolStats();
 
 // Nothing acknowledged is lost: every ingest that answered with an id is stored with its 3 slices.
 const check = new pg.Client({ connectionString: soakUrl.toString() });
@@ -333,6 +341,7 @@ const result = {
     after_load: connectionsAfterLoad,
     after_exit: connectionsAfterExit,
   },
+  pool: { before_load: poolBeforeLoad, after_load: poolAfterLoad },
   ingests: { acknowledged: acknowledgedIngests.length, stored_cases: stored.rows[0]!.n, stored_slices: stored.rows[0]!.slices },
   reindex: { started: reindexStarts, last_jobs: lastJobs },
   load_average: os.loadavg().map((x) => round(x, 2)),
@@ -368,7 +377,8 @@ ${result.rss_mib.flat_within_10pct ? 'flat within 10%' : '**not** flat within 10
 
 Database connections of the service (pg_stat_activity on its database): ${connectionsBeforeLoad.total} before load, at most
 ${result.connections.max_during_load} during, ${connectionsAfterLoad.total} after (${JSON.stringify(connectionsAfterLoad)}), ${connectionsAfterExit.total} after the service exited
-(the pool holds at most 10).
+(the pool holds at most 10). The service's pool (GET /metrics, \`fcdn_db_pool_connections\`): ${JSON.stringify(poolBeforeLoad)} before load,
+${JSON.stringify(poolAfterLoad)} after.
 
 Ingests acknowledged with an id: ${result.ingests.acknowledged}; stored: ${result.ingests.stored_cases} cases with ${result.ingests.stored_slices} slices.
 Reindex jobs at the end: ${lastJobs.map((j) => `#${j.id} to model ${j.model} ${j.status} ${j.done}/${j.total}${j.failed ? ` (${j.failed} failed)` : ''}`).join('; ')}.

@@ -61,7 +61,7 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
     const signer = new ImageUrlSigner(Buffer.from(secret));
 
     const store = await createObjectStore(config);
-    const metrics = createMetrics();
+    const metrics = createMetrics({ poolStats: db.poolStats });
     const repos = createRepositories(db.prisma, { searchMethod: config.searchMethod });
     let worker: ReindexWorker | null = null;
     const services = createServices({

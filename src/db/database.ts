@@ -30,7 +30,16 @@ export interface Database {
   raw: RawSql;
   /** Called with each SQL statement Prisma sends (tests count them). */
   onQuery(listener: (sql: string) => void): () => void;
+  /** Connections of the Postgres pool (GET /metrics); absent on PGlite, which has one in-process connection. */
+  poolStats?(): PoolStats;
   close(): Promise<void>;
+}
+
+export interface PoolStats {
+  total: number;
+  idle: number;
+  /** Requests queued for a connection because all are in use. */
+  waiting: number;
 }
 
 export interface DatabaseOptions {
@@ -67,6 +76,7 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
     prisma,
     raw: pgRawSql(pool),
     onQuery: withQueryEvents(prisma),
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     async close() {
       await prisma.$disconnect();
       await pool.end();

@@ -1,9 +1,25 @@
 /** Prometheus metrics served at GET /metrics. */
 import client from 'prom-client';
+import type { PoolStats } from '../db/database.ts';
 
-export function createMetrics() {
+export function createMetrics(opts: { poolStats?: () => PoolStats } = {}) {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
+  const { poolStats } = opts;
+  if (poolStats) {
+    new client.Gauge({
+      name: 'fcdn_db_pool_connections',
+      help: 'Postgres pool connections: total open, idle, and requests waiting for one (a leak shows as total stuck at the pool size with idle 0)',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        const s = poolStats();
+        this.set({ state: 'total' }, s.total);
+        this.set({ state: 'idle' }, s.idle);
+        this.set({ state: 'waiting' }, s.waiting);
+      },
+    });
+  }
   return {
     registry,
     searchSeconds: new client.Histogram({

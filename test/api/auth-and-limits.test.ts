@@ -12,7 +12,7 @@ import pino from 'pino';
 import { startService } from '../../src/app.ts';
 import { loadConfig, type Role } from '../../src/config.ts';
 import { typeDefs } from '../../src/schema/index.ts';
-import { createTestDatabase } from '../support/test-database.ts';
+import { createTestDatabase, usingPostgres } from '../support/test-database.ts';
 import { phantomSlices } from '../support/phantom-cases.ts';
 import { FIXTURE_MODEL, KEYS, startTestService, type TestService } from '../support/test-service.ts';
 
@@ -143,4 +143,6 @@ test('GET /healthz and GET /metrics', async () => {
   const metrics = await (await fetch(`${svc.url}/metrics`)).text();
   assert.match(metrics, /fcdn_search_duration_seconds_count\{query_kind="CASE"\} [1-9]/);
   assert.match(metrics, /fcdn_graphql_errors_total\{code="/);
+  if (usingPostgres) assert.match(metrics, /fcdn_db_pool_connections\{state="total"\} [1-9]/);
+  else assert.doesNotMatch(metrics, /fcdn_db_pool_connections/);
 });
