@@ -84,11 +84,11 @@ test('one kill during searches is invisible: a search only reads, so it is retri
   const baseline = await rig.svc.gql(SEARCH_BY_CASE, { id: String(first!.id) }, 'reader');
   let hit = 0;
   let rounds = 0;
-  // Rounds of 20 searches; each round one kill, until a kill lands on a session in use.
-  while (hit === 0 && rounds < 10) {
+  // Rounds of 20 searches; each round one kill, at a different moment, until one lands on a session in use.
+  while (hit === 0 && rounds < 40) {
     rounds++;
     const searches = Promise.all(Array.from({ length: 20 }, () => rig.svc.gql(SEARCH_BY_CASE, { id: String(first!.id) }, 'reader')));
-    await sleep(20);
+    await sleep(5 + ((rounds * 13) % 60));
     hit = (await rig.terminate()).busy;
     const results = await searches;
     assert.deepEqual(tally(results.map(outcome)), { ok: 20 }, 'every search answered');
