@@ -81,6 +81,8 @@ COMMENT ON COLUMN analytics.search_hits.case_malignancy_class IS 'diagnosis of t
 COMMENT ON COLUMN analytics.search_hits.query_malignancy_class IS 'diagnosis of the query case now (CASE queries), else null';
 
 -- ------------------------------------------------------------------ cases
+-- Pre-aggregated joins rather than per-row subqueries: a whole-table scan stays one pass over
+-- slices, reports and codes, and a filter on case_id is still pushed into each aggregate.
 CREATE VIEW analytics.cases AS
 SELECT
   c.id                   AS case_id,
@@ -92,16 +94,23 @@ SELECT
   c.malignancy_class,
   c.diameter_mm,
   c.created_at,
-  (SELECT count(*) FROM slices sl WHERE sl.case_id = c.id)::integer AS slice_count,
-  (SELECT count(*) FROM diagnostic_reports r WHERE r.case_id = c.id)::integer AS report_count,
-  (SELECT r.impression FROM diagnostic_reports r WHERE r.case_id = c.id ORDER BY r.issued_at DESC NULLS LAST, r.id DESC LIMIT 1) AS latest_impression,
-  (SELECT left(r.text, 200) FROM diagnostic_reports r WHERE r.case_id = c.id ORDER BY r.issued_at DESC NULLS LAST, r.id DESC LIMIT 1) AS latest_report_excerpt,
-  (SELECT m.name FROM model_versions m WHERE m.active) AS active_model_name,
-  EXISTS (SELECT 1 FROM slice_codes sc JOIN model_versions m ON m.id = sc.model_id AND m.active WHERE sc.case_id = c.id) AS coded_by_active_model,
-  ARRAY(SELECT DISTINCT m.name FROM slice_codes sc JOIN model_versions m ON m.id = sc.model_id WHERE sc.case_id = c.id ORDER BY m.name) AS code_model_names
+  COALESCE(sl.slice_count, 0)        AS slice_count,
+  COALESCE(rc.report_count, 0)       AS report_count,
+  lr.impression                      AS latest_impression,
+  left(lr.text, 200)                 AS latest_report_excerpt,
+  am.name                            AS active_model_name,
+  COALESCE(cm.coded_by_active, false) AS coded_by_active_model,
+  COALESCE(cm.model_names, '{}')     AS code_model_names
 FROM nodule_cases c
 JOIN patients p ON p.id = c.patient_id
-LEFT JOIN studies s ON s.id = c.study_id;
+LEFT JOIN studies s ON s.id = c.study_id
+LEFT JOIN (SELECT case_id, count(*)::integer AS slice_count FROM slices GROUP BY case_id) sl ON sl.case_id = c.id
+LEFT JOIN (SELECT case_id, count(*)::integer AS report_count FROM diagnostic_reports GROUP BY case_id) rc ON rc.case_id = c.id
+LEFT JOIN (SELECT DISTINCT ON (case_id) case_id, impression, text FROM diagnostic_reports
+           WHERE case_id IS NOT NULL ORDER BY case_id, issued_at DESC NULLS LAST, id DESC) lr ON lr.case_id = c.id
+LEFT JOIN (SELECT sc.case_id, array_agg(DISTINCT m.name ORDER BY m.name) AS model_names, bool_or(m.active) AS coded_by_active
+           FROM slice_codes sc JOIN model_versions m ON m.id = sc.model_id GROUP BY sc.case_id) cm ON cm.case_id = c.id
+LEFT JOIN model_versions am ON am.active;
 
 COMMENT ON VIEW analytics.cases IS 'One row per stored nodule case: its labels, counts of slices and reports, the latest report, and the models its codes were made with.';
 COMMENT ON COLUMN analytics.cases.case_id IS 'nodule_cases.id (the GraphQL NoduleCase.id)';
