@@ -212,7 +212,8 @@ interface Sample {
   code?: string;
 }
 const samples: Sample[] = [];
-const rss: { at: number; mib: number }[] = [];
+/** RSS from /proc; V8 heap in use and external (Buffers) from the service's GET /metrics, to tell JS from native growth. */
+const rss: { at: number; mib: number; heapMib: number; externalMib: number }[] = [];
 const connectionSamples: { at: number; total: number }[] = [];
 const reindex: { at: number; jobs: { id: string; model: string; status: string; done: number; total: number; failed: number }[] }[] = [];
 const JOBS = '{ reindexJobs(first: 3) { id model { id } status done total failed } }';
@@ -232,6 +233,7 @@ const second = await gql('mutation ($p: String!) { registerModel(path: $p) { id 
 if (second.code) throw new Error(`registerModel failed: ${second.code}`);
 const models = [String(firstModelId), second.data.registerModel.id as string];
 let reindexStarts = 0;
+const reindexRefusals: string[] = [];
 async function startReindex(): Promise<void> {
   const target = models[(reindexStarts + 1) % 2]!;
   const r = await gql('mutation ($m: ID!) { reindex(modelId: $m) { id } }', { m: target }, KEYS.admin);
@@ -247,13 +249,17 @@ let stopWatching = false;
 const watcher = (async () => {
   while (!stopWatching) {
     const at = (performance.now() - started) / 1000;
-    rss.push({ at, mib: rssMiB() });
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(metrics)?.[1]) / 2 ** 20;
+    rss.push({ at, mib: rssMiB(), heapMib: gauge('nodejs_heap_size_used_bytes'), externalMib: gauge('nodejs_external_memory_bytes') });
     connectionSamples.push({ at, total: (await connections()).total! });
     const jobs = await gql(JOBS, {}, KEYS.admin);
     const list = (jobs.data?.reindexJobs ?? []).map((j: any) => ({ id: j.id, model: j.model.id, status: j.status, done: j.done, total: j.total, failed: j.failed }));
     reindex.push({ at, jobs: list });
     // Keep a reindex running: when the latest finished, reindex to the other model.
-    if (list[0] && list[0].status !== 'RUNNING' && list[0].status !== 'QUEUED' && performance.now() < deadline) await startReindex();
+    if (list[0] && list[0].status !== 'RUNNING' && list[0].status !== 'QUEUED' && performance.now() < deadline) {
+      await startReindex().catch((err: Error) => reindexRefusals.push(`${round(at)} s: ${err.message}`));
+    }
     await new Promise((r) => setTimeout(r, 5000));
   }
 })();
@@ -313,6 +319,8 @@ const buckets = Array.from({ length: Math.max(1, Math.floor(elapsed / BUCKET_S +
     search_by_image_p99_ms: round(pct(lat('searchByImage'), 0.99)),
     search_by_case_p99_ms: round(pct(lat('searchByCase'), 0.99)),
     rss_mib: round(rss.filter((s) => s.at < (b + 1) * BUCKET_S).at(-1)?.mib ?? NaN),
+    heap_mib: round(rss.filter((s) => s.at < (b + 1) * BUCKET_S).at(-1)?.heapMib ?? NaN),
+    external_mib: round(rss.filter((s) => s.at < (b + 1) * BUCKET_S).at(-1)?.externalMib ?? NaN),
   };
 });
 const errorCodes: Record<string, number> = {};
@@ -343,7 +351,7 @@ const result = {
   },
   pool: { before_load: poolBeforeLoad, after_load: poolAfterLoad },
   ingests: { acknowledged: acknowledgedIngests.length, stored_cases: stored.rows[0]!.n, stored_slices: stored.rows[0]!.slices },
-  reindex: { started: reindexStarts, last_jobs: lastJobs },
+  reindex: { started: reindexStarts, refused_restarts: reindexRefusals, last_jobs: lastJobs },
   load_average: os.loadavg().map((x) => round(x, 2)),
   machine: `${os.cpus().length} x ${os.cpus()[0]?.model}`,
 };
@@ -365,11 +373,11 @@ deliberately bad images answered BAD_USER_INPUT: ${result.deliberate_bad_input}.
 |---|---|---|---|---|
 ${kinds.map((k) => `| ${k} | ${byKind[k]!.requests} | ${byKind[k]!.errors} | ${byKind[k]!.p50_ms} | ${byKind[k]!.p99_ms} |`).join('\n')}
 
-Over time (${BUCKET_S} s buckets; latency of all kinds):
+Over time (${BUCKET_S} s buckets; latency of all kinds; memory as last sampled in the bucket, every 5 s):
 
-| from s | requests | errors | p50 ms | p99 ms | search by image p99 | search by case p99 | service RSS MiB |
-|---|---|---|---|---|---|---|---|
-${buckets.map((b) => `| ${b.from_s} | ${b.requests} | ${b.errors} | ${b.p50_ms} | ${b.p99_ms} | ${b.search_by_image_p99_ms} | ${b.search_by_case_p99_ms} | ${b.rss_mib} |`).join('\n')}
+| from s | requests | errors | p50 ms | p99 ms | search by image p99 | search by case p99 | service RSS MiB | V8 heap used MiB | external MiB |
+|---|---|---|---|---|---|---|---|---|---|
+${buckets.map((b) => `| ${b.from_s} | ${b.requests} | ${b.errors} | ${b.p50_ms} | ${b.p99_ms} | ${b.search_by_image_p99_ms} | ${b.search_by_case_p99_ms} | ${b.rss_mib} | ${b.heap_mib} | ${b.external_mib} |`).join('\n')}
 
 Service RSS: ${result.rss_mib.start} MiB at start (model loaded, before load), ${result.rss_mib.warm} MiB after ${WARMUP_S} s of load,
 ${result.rss_mib.end} MiB at the end (max after warm-up ${result.rss_mib.max_after_warmup}): ${result.rss_mib.drift_warm_to_end_pct}% from warm to end,
@@ -381,7 +389,7 @@ ${result.connections.max_during_load} during, ${connectionsAfterLoad.total} afte
 ${JSON.stringify(poolAfterLoad)} after.
 
 Ingests acknowledged with an id: ${result.ingests.acknowledged}; stored: ${result.ingests.stored_cases} cases with ${result.ingests.stored_slices} slices.
-Reindex jobs at the end: ${lastJobs.map((j) => `#${j.id} to model ${j.model} ${j.status} ${j.done}/${j.total}${j.failed ? ` (${j.failed} failed)` : ''}`).join('; ')}.
+Reindex jobs at the end: ${lastJobs.map((j) => `#${j.id} to model ${j.model} ${j.status} ${j.done}/${j.total}${j.failed ? ` (${j.failed} failed)` : ''}`).join('; ')}.${reindexRefusals.length ? ` Reindex restarts refused: ${reindexRefusals.join('; ')}.` : ''}
 `;
 console.log(md);
 fs.mkdirSync(path.dirname(values.out!), { recursive: true });
