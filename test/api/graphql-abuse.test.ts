@@ -80,13 +80,17 @@ test(`GraphQL abuse: ${ABUSES.length} hostile requests refused with codes; a nor
   assert.deepEqual(failures, []);
 });
 
-test('within the limits, the same shapes work: 100 aliases, k = 1000, __typename with introspection off', async () => {
+test('within the limits, the same shapes work: 100 aliases, k = 1000, __typename with introspection off, a 3 MB document', async () => {
   const aliases = await post(op(`{ ${repeat(MAX_ALIASES, (i) => `a${i}: __typename`)} }`));
   assert.equal(aliases.code, undefined, aliases.message);
   const k = await post(op('{ similarCases(input: { caseId: "1", k: 1000, excludeSamePatient: false }) { hits { rank } } }'));
   assert.equal(k.code, undefined, k.message);
   const typename = await post(op('{ __typename }'));
   assert.deepEqual(typename.data, { __typename: 'Query' });
+  // A 3 MB document (under the 4 MB limit) of whitespace and a comment: linear lexing, answered.
+  const long = await post(op(`# ${'x'.repeat(1024 * 1024)}\n{ __typename }${' '.repeat(2 * 1024 * 1024)}`));
+  assert.deepEqual(long.data, { __typename: 'Query' });
+  assert.ok(long.ms < 5000, `${long.ms.toFixed(0)} ms`);
 });
 
 test('introspection is on by default outside production (FCDN_INTROSPECTION)', async () => {
