@@ -70,7 +70,7 @@ export interface AppConfig {
 }
 
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const SHIPPED_MODEL = path.join(PROJECT_ROOT, 'models', 'fcdn-v1.onnx');
+export const SHIPPED_MODEL = path.join(PROJECT_ROOT, 'models', 'fcdn-v2.onnx');
 
 export class ConfigError extends Error {}
 
