@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 SIZE = 64
 CLASSES = {"benign": 0, "malignant": 1}  # indeterminate -> -1 (no class)
@@ -61,6 +60,7 @@ def _int(s: str, default: int = 0) -> int:
 
 
 def load_nodules(data_dir: str, subsets=("md882", "daco134")) -> list[Nodule]:
+    from PIL import Image  # here, so that the CI smoke (no LIDC data) needs no Pillow
     rows = list(csv.DictReader(open(os.path.join(data_dir, "labels.csv"))))
     groups: dict[str, list[dict]] = {}
     for r in rows:
