@@ -1,5 +1,5 @@
 /**
- * `npm run eval -- --set <folder> [--model models/fcdn-v1.onnx] [--out docs/evaluation-service.md]`
+ * `npm run eval -- --set <folder> [--model models/fcdn-v2.onnx] [--out docs/evaluation-service.md]`
  *
  * The product's own retrieval numbers: ingests an evaluation set (made by
  * training/export_eval_set.py from the LIDC folder; never committed) into a fresh in-memory
