@@ -115,6 +115,8 @@ class HashHead(nn.Module):
 
 # Channel widths of fcdn-v1 (the default, so v1 checkpoints load unchanged).
 V1_WIDTHS = {"plain": (16, 32, 64), "growth": (8, 16, 32), "decoder": (96, 64, 48, 32, 24, 24)}
+# fcdn-v2, the default model: the same layers, about 3.4x less CPU (docs/evaluation.md, sweep 4).
+V2_WIDTHS = {"plain": (8, 8, 16), "growth": (4, 8, 16), "decoder": (32, 24, 16, 8, 8, 8)}
 MASK_STAT_NAMES = ("sqrt_area", "log_area", "perimeter", "perimeter_per_sqrt_area", "mean_inside",
                    "std_inside", "mean_outside", "max_probability")
 

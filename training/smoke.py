@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compose  # noqa: E402
 import parity_fixture  # noqa: E402
 from export import export_onnx  # noqa: E402
-from fcdn import FCDN  # noqa: E402
+from fcdn import FCDN, V1_WIDTHS, V2_WIDTHS  # noqa: E402
 from phantoms import phantom_batch  # noqa: E402
 from train import SizeTargets, step_loss  # noqa: E402
 
@@ -28,6 +28,8 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="folder for fcdn-smoke.onnx/.json/.pt")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--widths", choices=("v1", "v2"), default="v2", help="fcdn-v1's or fcdn-v2's channels")
+    ap.add_argument("--mask-stats", action="store_true", help="mask statistics in the hash heads")
     args = ap.parse_args(argv)
     t0 = time.time()
     torch.manual_seed(args.seed)
@@ -37,7 +39,7 @@ def main(argv=None):
     hp = SimpleNamespace(mse_lambda=1.0, hash_weight=1.0, class_weight=1.0, label_smoothing=0.1,
                          class_dropout=0.0)
     targets = SizeTargets(diam)
-    model = FCDN()
+    model = FCDN(widths=V2_WIDTHS if args.widths == "v2" else V1_WIDTHS, mask_stats=args.mask_stats)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.999), eps=1e-8,
                             weight_decay=1e-4)
     model.train()
@@ -61,7 +63,8 @@ def main(argv=None):
             "training": {"data": "phantoms (training/phantoms.py), CI smoke only",
                          "steps": args.steps, "checkpoint": ckpt},
             "composition": composition, "metrics": None}
-    torch.save({"state_dict": model.state_dict(), "bit_lengths": model.bit_lengths, "card": card}, ckpt)
+    torch.save({"state_dict": model.state_dict(), "bit_lengths": model.bit_lengths, "arch": model.arch,
+                "card": card}, ckpt)
     export_onnx(model, onnx_path, card)
     parity_fixture.main(["--model", onnx_path, "--checkpoint", ckpt,
                          "--out", os.path.join(args.out, "fcdn-smoke.parity.json"), "--n", "4"])
