@@ -356,6 +356,17 @@ const result = {
   machine: `${os.cpus().length} x ${os.cpus()[0]?.model}`,
 };
 
+// The issue's acceptance: no errors but deliberate ones, RSS flat within 10% after warm-up, no leaked
+// connections, nothing acknowledged lost.
+const failures = [
+  ...(result.errors_other_than_deliberate > 0 ? [`${result.errors_other_than_deliberate} errors other than deliberate`] : []),
+  ...(result.rss_mib.flat_within_10pct ? [] : [`RSS ${result.rss_mib.drift_warm_to_end_pct}% from warm to end`]),
+  ...(connectionsAfterLoad.total! > 10 || connectionsAfterExit.total! > 0 ? ['connections above the pool size or left after exit'] : []),
+  ...(result.ingests.stored_cases !== result.ingests.acknowledged ? ['acknowledged ingests missing'] : []),
+];
+const verdict = failures.length ? `FAIL: ${failures.join('; ')}` : 'PASS: 0 errors other than deliberate, RSS flat within 10%, no leaked connections, no lost ingest';
+process.exitCode = failures.length ? 1 : 0;
+
 const command = `DATABASE_URL=${serverUrl.protocol}//...  npm run bench:soak -- --slices ${SLICES} --minutes ${values.minutes} --concurrency ${CONCURRENCY} --bucket-seconds ${BUCKET_S} --warmup-seconds ${WARMUP_S}`;
 const md = `# Soak: mixed traffic on Postgres (${result.label})
 
@@ -365,6 +376,8 @@ The service (\`src/main.ts\`, its own process, Postgres, in-process reindex work
 decodes and encodes). This process sends requests over loopback from ${CONCURRENCY} concurrent clients for ${result.seconds} s,
 kinds drawn by weight (${MIX.map(([k, w]) => `${k} ${w}`).join(', ')}), while a reindex runs the whole time
 (${reindexStarts} reindex job(s) started, to the second model and back). Client and server share the machine.
+
+**${verdict}**
 
 **${result.requests} requests, ${result.throughput_rps} req/s; errors other than the deliberate ones: ${result.errors_other_than_deliberate}**${Object.keys(errorCodes).length ? ` (${JSON.stringify(errorCodes)})` : ''};
 deliberately bad images answered BAD_USER_INPUT: ${result.deliberate_bad_input}.
@@ -394,7 +407,7 @@ Reindex jobs at the end: ${lastJobs.map((j) => `#${j.id} to model ${j.model} ${j
 console.log(md);
 fs.mkdirSync(path.dirname(values.out!), { recursive: true });
 fs.writeFileSync(values.out!, md);
-fs.writeFileSync(values.json!, `${JSON.stringify(result, null, 2)}\n`);
+fs.writeFileSync(values.json!, `${JSON.stringify({ ...result, verdict }, null, 2)}\n`);
 if (!values['keep-db']) await monitor.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
 await monitor.end();
 fs.rmSync(dataDir, { recursive: true, force: true });
