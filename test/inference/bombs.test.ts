@@ -18,13 +18,17 @@ import { assertBadInput, CARD, rawPng } from './support.ts';
 const MEMORY_BOUND = 48 * 1024 * 1024;
 
 function refusedWithin(data: Buffer, ...patterns: RegExp[]): { message: string; ms: number; grewBy: number } {
+  return refusedWithinBound(MEMORY_BOUND, data, ...patterns);
+}
+
+function refusedWithinBound(bound: number, data: Buffer, ...patterns: RegExp[]): { message: string; ms: number; grewBy: number } {
   const before = process.memoryUsage();
   const t0 = performance.now();
   const message = assertBadInput(() => prepareSlice({ data, offset: 0 }, CARD), ...patterns);
   const ms = performance.now() - t0;
   const after = process.memoryUsage();
   const grewBy = Math.max(after.rss - before.rss, after.arrayBuffers - before.arrayBuffers);
-  assert.ok(grewBy < MEMORY_BOUND, `memory grew by ${(grewBy / 2 ** 20).toFixed(0)} MiB while refusing`);
+  assert.ok(grewBy < bound, `memory grew by ${(grewBy / 2 ** 20).toFixed(0)} MiB while refusing`);
   assert.ok(ms < 1000, `refusal took ${ms.toFixed(0)} ms`);
   return { message, ms, grewBy };
 }
@@ -107,4 +111,37 @@ test('a DICOM whose pixel data is shorter than Rows x Columns, or whose length f
   }
   t.diagnostic(`length claims: ${outcomes.join(', ')}`);
   t.diagnostic(`refused in ${r.ms.toFixed(2)} ms: ${r.message.slice(0, 100)}`);
+});
+
+test('compressed DICOM: a deflated data set inflating to 256 MiB and codestreams claiming 65535x65535 are refused', (t) => {
+  // Deflated Explicit VR Little Endian: everything after the file meta group is raw deflate.
+  const deflated = makePhantomDicom({ seed: 4, rows: 48, columns: 48, transferSyntaxUid: '1.2.840.10008.1.2.1.99' });
+  const meta = dicomElements(deflated, false).filter((e) => e.tag >>> 16 === 0x0002);
+  const bomb = zlib.deflateRawSync(Buffer.alloc(256 * 1024 * 1024), { level: 9 });
+  const deflateBomb = Buffer.concat([deflated.subarray(0, meta.at(-1)!.end), bomb]);
+  // The deflated syntax has no image header before its data set, so its inflate cap is fixed: the
+  // largest accepted image plus 16 MiB (48 MiB, src/inference/dicom.ts), not derived from Rows/Columns.
+  const d = refusedWithinBound(80 * 1024 * 1024, deflateBomb, /inflated|could not be parsed|corrupt/);
+  const lines = [`deflated data set (${bomb.length} bytes, 256 MiB inflated): ${d.ms.toFixed(0)} ms, +${(d.grewBy / 2 ** 20).toFixed(1)} MiB`];
+  // Frame headers inside the pixel data claiming 65535x65535 while the DICOM header says 48x48.
+  const codestreams: [string, string, (b: Buffer) => number][] = [
+    ['JPEG 2000', '1.2.840.10008.1.2.4.90', (b) => b.indexOf(Buffer.from([0xff, 0x4f, 0xff, 0x51])) + 8], // SOC, SIZ: Lsiz, Rsiz, then Xsiz, Ysiz
+    ['JPEG-LS', '1.2.840.10008.1.2.4.80', (b) => b.indexOf(Buffer.from([0xff, 0xf7])) + 5], // SOF55: Lf, P, then Y, X
+    ['JPEG Lossless', '1.2.840.10008.1.2.4.70', (b) => b.indexOf(Buffer.from([0xff, 0xc3])) + 5], // SOF3
+  ];
+  for (const [name, ts, sizeAt] of codestreams) {
+    const dcm = Buffer.from(makePhantomDicom({ seed: 5, rows: 48, columns: 48, transferSyntaxUid: ts }));
+    const at = sizeAt(dcm);
+    assert.ok(at > 8, `${name}: frame header found`);
+    if (name === 'JPEG 2000') {
+      dcm.writeUInt32BE(65535, at);
+      dcm.writeUInt32BE(65535, at + 4);
+    } else {
+      dcm.writeUInt16BE(65535, at);
+      dcm.writeUInt16BE(65535, at + 2);
+    }
+    const r = refusedWithin(dcm, /65535/);
+    lines.push(`${name} frame header 65535x65535: ${r.ms.toFixed(1)} ms, +${(r.grewBy / 2 ** 20).toFixed(1)} MiB`);
+  }
+  t.diagnostic(lines.join('; '));
 });

@@ -250,3 +250,35 @@ for (const vr of ['explicit', 'implicit'] as const) {
     t.diagnostic(`dicom-structural-${vr}: ${RUNS * 2} runs, ${tally.ok} decoded, ${tally['bad-input']} BadInputError`);
   });
 }
+
+// Compressed pixel data with lying headers: Rows/Columns/bits, element lengths and tags mutated
+// around an encapsulated RLE, JPEG Lossless or JPEG 2000 frame. JPEG-LS is left out until the
+// open finding below is fixed: with it, this property fails its per-case time bound.
+for (const [ts, seed] of [['1.2.840.10008.1.2.5', 115], ['1.2.840.10008.1.2.4.70', 116], ['1.2.840.10008.1.2.4.90', 118]] as const) {
+  test(`fuzz: DICOM (${ts}) with element-aware mutations (${COMPRESSED_RUNS} runs)`, { timeout: 600_000 }, (t) => {
+    const base = makePhantomDicom({ seed: 14, rows: 48, columns: 48, transferSyntaxUid: ts });
+    const tally = { ok: 0, 'bad-input': 0 };
+    fc.assert(
+      fc.property(dicomCaseArb, (mutations) => {
+        tally[outcome(mutateDicom(base, mutations, false))]++;
+      }),
+      { numRuns: COMPRESSED_RUNS, seed },
+    );
+    assert.ok(tally['bad-input'] > 0 && tally.ok > 0, 'both outcomes occur');
+    t.diagnostic(`dicom-structural-${ts}: ${COMPRESSED_RUNS} runs, ${tally.ok} decoded, ${tally['bad-input']} BadInputError`);
+  });
+}
+
+// Open finding (found by the element-aware fuzzing with seed 117): two bytes inserted into a
+// JPEG-LS frame make CharLS (WebAssembly, synchronous, on the event loop) spend 7.5-15 s before it
+// throws, for a 48x48 image; a request may carry 64 such slices. Kept as a todo so that the suite
+// shows it until JPEG-LS decoding is bounded (a worker with a deadline, or a stream check first).
+test('JPEG-LS: a corrupt frame is refused within the per-case bound', { todo: 'CharLS takes 7.5-15 s on corrupt data (docs/reliability.md, "Open findings")' }, () => {
+  const base = makePhantomDicom({ seed: 14, rows: 48, columns: 48, transferSyntaxUid: '1.2.840.10008.1.2.4.80' });
+  const at = base.indexOf(Buffer.from([0xff, 0xf7])) + 60;
+  const corrupt = Buffer.concat([base.subarray(0, at), Buffer.alloc(2), base.subarray(at)]);
+  const t0 = performance.now();
+  assert.equal(decode(corrupt), 'bad-input');
+  const ms = performance.now() - t0;
+  assert.ok(ms < CASE_MS_LIMIT, `refused after ${ms.toFixed(0)} ms`);
+});
