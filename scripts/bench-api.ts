@@ -91,6 +91,10 @@ const dbUrl = process.env.DATABASE_URL;
 
 // ---- 2. the service, as its own process -----------------------------------------------------------
 const service = await startServiceProcess({ FCDN_DATA_DIR: dataDir, FCDN_MODEL: SHIPPED_MODEL, ...(dbUrl ? { DATABASE_URL: dbUrl } : {}) }, 180_000);
+// Never leave the service running when this script stops early.
+process.once('exit', () => {
+  if (service.child.exitCode === null) service.child.kill('SIGKILL');
+});
 const url = new URL(`${service.url}/graphql`);
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
 const QUERY = 'query ($i: SimilarCasesInput!) { similarCases(input: $i) { tookMs hits { rank jointDistance case { id malignancyClass diameterMm } } } }';

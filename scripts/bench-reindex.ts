@@ -84,6 +84,10 @@ let firstCaseId = 0;
 
 // ---- 2. the service, and the admin's model change --------------------------------------------------
 const service = await startServiceProcess({ FCDN_DATA_DIR: dataDir, FCDN_MODEL: OLD_MODEL, ...(dbUrl ? { DATABASE_URL: dbUrl } : {}) }, 180_000);
+// Never leave the service running when this script stops early.
+process.once('exit', () => {
+  if (service.child.exitCode === null) service.child.kill('SIGKILL');
+});
 // A service that dies mid-run: show why.
 service.child.once('exit', (code) => {
   if (code !== null && code !== 0) console.error(`the service exited with ${code}:\n${service.logs.join('').slice(-4000)}`);
