@@ -69,6 +69,7 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
       store,
       loadEncoder: (modelPath) =>
         FcdnEncoder.load(modelPath, config.executionProvider, log, {
+          threads: config.inferenceThreads,
           onRun: (seconds, patches) => {
             metrics.inferenceSeconds.observe(seconds);
             metrics.inferencePatches.inc(patches);

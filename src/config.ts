@@ -31,6 +31,8 @@ export interface AppConfig {
   s3?: S3Config;
   modelPath: string;
   executionProvider: ExecutionProviderSetting;
+  /** onnxruntime intra-op threads of the inference thread (FCDN_INFERENCE_THREADS). */
+  inferenceThreads: number;
   /** Empty: the service makes an admin key in dataDir (src/auth/api-keys.ts); it never runs open. */
   apiKeys: ApiKey[];
   /** Largest accepted HTTP body; base64 images make requests large. */
@@ -136,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     s3,
     modelPath: path.resolve(env.FCDN_MODEL ?? SHIPPED_MODEL),
     executionProvider: provider,
+    inferenceThreads: integer('FCDN_INFERENCE_THREADS', env.FCDN_INFERENCE_THREADS, 1, 1),
     apiKeys: parseApiKeys(env.FCDN_API_KEYS),
     maxRequestBytes: integer('FCDN_MAX_REQUEST_BYTES', env.FCDN_MAX_REQUEST_BYTES, 32 * 1024 * 1024),
     urlSecret: env.FCDN_URL_SECRET || undefined,

@@ -3,14 +3,15 @@
  *
  * Loading refuses anything it cannot vouch for (see model-card.ts) and proves the card
  * matches the graph by running one patch: input/output names and code widths are checked
- * at start-up, not at the first search. Runs are serialised on the session: onnxruntime
- * already spreads one run over all cores, so overlapping runs would only contend.
+ * at start-up, not at the first search. Runs are serialised on the session (by default on its
+ * own thread: session-thread.ts); concurrent calls are batched into one run instead.
  */
 import ort from 'onnxruntime-node';
 import {
   createProviderSession,
   defaultSessionFactory,
   ExecutionProviderError,
+  type EncoderSession,
   type SessionFactory,
 } from './execution-provider.ts';
 import { ModelLoadError, readModel } from './model-card.ts';
@@ -29,6 +30,8 @@ export interface EncoderOptions {
   maxBatch?: number;
   /** For tests: replaces onnxruntime's session creation. */
   sessionFactory?: SessionFactory;
+  /** onnxruntime's intra-op threads (default: its own choice, one per core). */
+  threads?: number;
   /** Called after every session run with its seconds and batch size (the service's metrics). */
   onRun?: (seconds: number, patches: number) => void;
 }
@@ -61,7 +64,7 @@ export class FcdnEncoder {
   private draining = false;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: EncoderSession,
     readonly modelPath: string,
     readonly card: ModelCard,
     readonly sha256: string,
@@ -82,7 +85,7 @@ export class FcdnEncoder {
     const factory = options.sessionFactory ?? defaultSessionFactory;
     let created;
     try {
-      created = await createProviderSession(model.bytes, setting, log, factory);
+      created = await createProviderSession(model.bytes, setting, log, factory, options.threads);
     } catch (e) {
       if (e instanceof ExecutionProviderError) throw e;
       throw new ModelLoadError(`onnxruntime could not load the model ${model.modelPath}: ${(e as Error).message}`);

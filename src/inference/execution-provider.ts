@@ -8,14 +8,22 @@
  * path is exercised here only through its failure and through an injected session factory.
  */
 import ort from 'onnxruntime-node';
+import { createThreadedSession } from './session-thread.ts';
 import type { ExecutionProvider, ExecutionProviderSetting, InferenceLogger } from './types.ts';
+
+/** What the encoder needs of a session: an onnxruntime session, here or on its own thread. */
+export type EncoderSession = Pick<ort.InferenceSession, 'inputNames' | 'outputNames' | 'run' | 'release'>;
 
 export type SessionFactory = (
   model: Uint8Array,
   options: ort.InferenceSession.SessionOptions,
-) => Promise<ort.InferenceSession>;
+) => Promise<EncoderSession>;
 
-export const defaultSessionFactory: SessionFactory = (model, options) => ort.InferenceSession.create(model, options);
+/** A session on the calling thread (scripts, tests). */
+export const inThreadSessionFactory: SessionFactory = (model, options) => ort.InferenceSession.create(model, options);
+
+/** The default: the session on its own thread, so inference never blocks the event loop. */
+export const defaultSessionFactory: SessionFactory = createThreadedSession;
 
 export class ExecutionProviderError extends Error {
   override readonly name = 'ExecutionProviderError';
@@ -34,7 +42,7 @@ export function parseExecutionProviderSetting(value: string | undefined): Execut
 const BASE_OPTIONS: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
 
 export interface ProviderSession {
-  session: ort.InferenceSession;
+  session: EncoderSession;
   executionProvider: ExecutionProvider;
 }
 
@@ -47,10 +55,12 @@ export async function createProviderSession(
   setting: ExecutionProviderSetting,
   log?: InferenceLogger,
   factory: SessionFactory = defaultSessionFactory,
+  threads?: number,
 ): Promise<ProviderSession> {
+  const base = threads ? { ...BASE_OPTIONS, intraOpNumThreads: threads, interOpNumThreads: 1 } : BASE_OPTIONS;
   if (setting === 'cuda' || setting === 'auto') {
     try {
-      const session = await factory(model, { ...BASE_OPTIONS, executionProviders: ['cuda'] });
+      const session = await factory(model, { ...base, executionProviders: ['cuda'] });
       log?.info('inference: execution provider cuda');
       return { session, executionProvider: 'cuda' };
     } catch (e) {
@@ -64,7 +74,7 @@ export async function createProviderSession(
       log?.warn(`inference: CUDA execution provider unavailable (${reason(e)}); falling back to cpu`);
     }
   }
-  const session = await factory(model, { ...BASE_OPTIONS, executionProviders: ['cpu'] });
+  const session = await factory(model, { ...base, executionProviders: ['cpu'] });
   log?.info('inference: execution provider cpu');
   return { session, executionProvider: 'cpu' };
 }
