@@ -169,7 +169,7 @@ describe(`uploads on the embedded filesystem store (${databaseLabel})`, () => {
 
   test('uploads that never become a case are removed by the sweeper once expired; bodies over the limit are refused', async () => {
     const limit = png.length + 8;
-    const shortLived = await startTestService({ env: { S3_ENDPOINT: '', FCDN_UPLOAD_TTL_SECONDS: '1', FCDN_UPLOAD_SWEEP_MS: '200', FCDN_MAX_UPLOAD_BYTES: String(limit) } });
+    const shortLived = await startTestService({ env: { S3_ENDPOINT: '', FCDN_UPLOAD_TTL_SECONDS: '4', FCDN_UPLOAD_SWEEP_MS: '200', FCDN_MAX_UPLOAD_BYTES: String(limit) } });
     try {
       const upload = await createUpload(shortLived, png);
       const tooBig = await put(upload, Buffer.alloc(limit + 1));
@@ -182,7 +182,8 @@ describe(`uploads on the embedded filesystem store (${databaseLabel})`, () => {
       assert.equal(chunked.status, 413, 'and so are those without a Content-Length that grow past it');
       assert.equal((await put(upload, png)).status, 200);
       assert.equal(await count(shortLived, 'slice_uploads'), 1);
-      const deadline = Date.now() + 10_000;
+      // 4 s of life: long enough for the PUTs above on a loaded machine, short for the sweep.
+      const deadline = Date.now() + 20_000;
       while (Date.now() < deadline && ((await count(shortLived, 'slice_uploads')) > 0 || (await shortLived.service.services.store.exists(upload.key)))) {
         await new Promise((r) => setTimeout(r, 200));
       }
