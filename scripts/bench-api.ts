@@ -27,8 +27,7 @@ import { FcdnEncoder } from '../src/inference/index.ts';
 import { createRepositories } from '../src/repositories/index.ts';
 import { ModelService } from '../src/services/model.service.ts';
 import { phantomSlices } from '../test/support/phantom-cases.ts';
-import { mulberry32, perturb, randomCode, randomInt } from '../test/support/random-codes.ts';
-import { seedCases } from '../test/support/seed-cases.ts';
+import { seedSyntheticArchive } from '../test/support/seed-cases.ts';
 import { startServiceProcess } from '../test/support/service-process.ts';
 import { KEYS } from '../test/support/test-service.ts';
 
@@ -63,26 +62,8 @@ const dbUrl = process.env.DATABASE_URL;
   const repos = createRepositories(db.prisma);
   const model = await new ModelService(repos, (p) => FcdnEncoder.load(p, 'cpu')).register(SHIPPED_MODEL);
   const [{ n }] = await db.raw.query<{ n: number }>('SELECT count(*)::int AS n FROM slice_codes WHERE model_id = $1', [model.id]);
-  const rand = mulberry32(7);
-  const centres = Array.from({ length: 300 }, () => ({ shallow: randomCode(rand), middle: randomCode(rand), deep: randomCode(rand) }));
   const t0 = performance.now();
-  let stored = n;
-  for (let batch = 0; stored < SLICES; batch++) {
-    await db.raw.query(`INSERT INTO patients (patient_key) SELECT 'BENCH-' || $1 || '-' || g FROM generate_series(1, 100) g ON CONFLICT DO NOTHING`, [batch]);
-    const patients = (await db.raw.query<{ id: number }>(`SELECT id FROM patients WHERE patient_key LIKE 'BENCH-' || $1 || '-%'`, [batch])).map((r) => r.id);
-    const cases = Array.from({ length: Math.min(3000, Math.ceil((SLICES - stored) / 3)) }, () => {
-      const c = centres[randomInt(rand, 0, 299)]!;
-      const base = { shallow: perturb(c.shallow, rand, 0.08), middle: perturb(c.middle, rand, 0.08), deep: perturb(c.deep, rand, 0.08) };
-      return {
-        patientId: patients[randomInt(rand, 0, patients.length - 1)]!,
-        malignancyClass: rand() < 0.3 ? 'MALIGNANT' : 'BENIGN',
-        diameterMm: randomInt(rand, 30, 300) / 10,
-        slices: [-1, 0, 1].map((offset) => ({ offset, shallow: perturb(base.shallow, rand, 0.04), middle: perturb(base.middle, rand, 0.04), deep: perturb(base.deep, rand, 0.04) })),
-      };
-    });
-    await seedCases(db.raw, model.id, cases);
-    stored += cases.length * 3;
-  }
+  const stored = n + (n < SLICES ? (await seedSyntheticArchive(db.raw, model.id, SLICES - n, 'BENCH')).length * 3 : 0);
   log(`${stored} slices stored under ${model.name} (${((performance.now() - t0) / 1000).toFixed(1)} s to load ${stored - n}); ${db.kind}`);
   // Build the compiled search's blocks now (where available), not during the measurement.
   if (await repos.search.blocksAvailable()) log(`search blocks built: ${JSON.stringify(await repos.search.blocks.rebuild(model.id))}`);

@@ -25,8 +25,8 @@ import { createRepositories } from '../src/repositories/index.ts';
 import { ModelService } from '../src/services/model.service.ts';
 import { createObjectStore } from '../src/storage/index.ts';
 import { phantomSlices } from '../test/support/phantom-cases.ts';
-import { mulberry32, randomCode, randomInt } from '../test/support/random-codes.ts';
-import { seedCases } from '../test/support/seed-cases.ts';
+import { randomInt } from '../test/support/random-codes.ts';
+import { seedSyntheticArchive } from '../test/support/seed-cases.ts';
 import { startServiceProcess } from '../test/support/service-process.ts';
 
 const { values } = parseArgs({
@@ -56,28 +56,16 @@ let firstCaseId = 0;
   const old = await new ModelService(repos, (p) => FcdnEncoder.load(p, 'cpu')).register(OLD_MODEL);
   const store = await createObjectStore({ dataDir, s3: undefined });
   const pngs = Array.from({ length: 16 }, (_, i) => Buffer.from(phantomSlices({ seed: 300 + i, diameterPx: 5 + i * 1.5, slices: 1 })[0]!.data, 'base64'));
-  const rand = mulberry32(11);
   const t0 = performance.now();
-  let stored = 0;
-  for (let batch = 0; stored < SLICES; batch++) {
-    await db.raw.query(`INSERT INTO patients (patient_key) SELECT 'REINDEX-' || $1 || '-' || g FROM generate_series(1, 100) g`, [batch]);
-    const patients = (await db.raw.query<{ id: number }>(`SELECT id FROM patients WHERE patient_key LIKE 'REINDEX-' || $1 || '-%'`, [batch])).map((r) => r.id);
-    const cases = Array.from({ length: Math.min(3000, Math.ceil((SLICES - stored) / 3)) }, () => ({
-      patientId: patients[randomInt(rand, 0, patients.length - 1)]!,
-      malignancyClass: rand() < 0.3 ? 'MALIGNANT' : 'BENIGN',
-      diameterMm: randomInt(rand, 30, 300) / 10,
-      slices: [-1, 0, 1].map((offset) => ({ offset, shallow: randomCode(rand), middle: randomCode(rand), deep: randomCode(rand) })),
-    }));
-    const ids = await seedCases(db.raw, old.id, cases);
-    if (!firstCaseId) firstCaseId = ids[0]!;
-    // Each slice's image under a key of the store's form, and a PNG there.
-    await db.raw.query(`UPDATE slices SET image_key = 'k/' || case_id || '/s' || slice_offset WHERE case_id = ANY ($1)`, [ids]);
-    const keys = ids.flatMap((id) => [-1, 0, 1].map((o) => `k/${id}/s${o}`));
-    for (let i = 0; i < keys.length; i += 64) {
-      await Promise.all(keys.slice(i, i + 64).map((key, j) => store.put(key, pngs[(i + j) % pngs.length]!, 'image/png')));
-    }
-    stored += cases.length * 3;
+  const ids = await seedSyntheticArchive(db.raw, old.id, SLICES, 'REINDEX');
+  firstCaseId = ids[0]!;
+  // Each slice's image under a key of the store's form (one file per slice, as ingest writes them).
+  await db.raw.query(`UPDATE slices SET image_key = 'k/' || case_id || '/s' || slice_offset`);
+  const keys = ids.flatMap((id) => [-1, 0, 1].map((o) => `k/${id}/s${o}`));
+  for (let i = 0; i < keys.length; i += 64) {
+    await Promise.all(keys.slice(i, i + 64).map((key, j) => store.put(key, pngs[(i + j) % pngs.length]!, 'image/png')));
   }
+  const stored = keys.length;
   log(`${stored} slices with images stored under ${old.name} in ${((performance.now() - t0) / 1000).toFixed(1)} s (${db.kind})`);
   await db.close();
 }

@@ -27,8 +27,8 @@ import { createRepositories } from '../src/repositories/index.ts';
 import { ModelService } from '../src/services/model.service.ts';
 import { FilesystemObjectStore } from '../src/storage/index.ts';
 import { phantomSlices } from '../test/support/phantom-cases.ts';
-import { mulberry32, perturb, randomCode, randomInt } from '../test/support/random-codes.ts';
-import { seedCases } from '../test/support/seed-cases.ts';
+import { mulberry32, randomInt } from '../test/support/random-codes.ts';
+import { seedSyntheticArchive } from '../test/support/seed-cases.ts';
 import { startServiceProcess } from '../test/support/service-process.ts';
 import { KEYS } from '../test/support/test-service.ts';
 
@@ -83,25 +83,8 @@ let firstModelId: number;
   for (const [i, key] of PHANTOM_KEYS.entries()) {
     await store.put(key, makePhantomPng({ seed: 9000 + i, size: 64, diameterPx: 5 + (i % 24) }), 'image/png');
   }
-  const rand = mulberry32(7);
-  const centres = Array.from({ length: 300 }, () => ({ shallow: randomCode(rand), middle: randomCode(rand), deep: randomCode(rand) }));
   const t0 = performance.now();
-  for (let stored = 0, batch = 0; stored < SLICES; batch++) {
-    await db.raw.query(`INSERT INTO patients (patient_key) SELECT 'SOAK-' || $1 || '-' || g FROM generate_series(1, 100) g ON CONFLICT DO NOTHING`, [batch]);
-    const patients = (await db.raw.query<{ id: number }>(`SELECT id FROM patients WHERE patient_key LIKE 'SOAK-' || $1 || '-%'`, [batch])).map((r) => r.id);
-    const cases = Array.from({ length: Math.min(3000, Math.ceil((SLICES - stored) / 3)) }, () => {
-      const c = centres[randomInt(rand, 0, 299)]!;
-      const base = { shallow: perturb(c.shallow, rand, 0.08), middle: perturb(c.middle, rand, 0.08), deep: perturb(c.deep, rand, 0.08) };
-      return {
-        patientId: patients[randomInt(rand, 0, patients.length - 1)]!,
-        malignancyClass: rand() < 0.3 ? 'MALIGNANT' : 'BENIGN',
-        diameterMm: randomInt(rand, 30, 300) / 10,
-        slices: [-1, 0, 1].map((offset) => ({ offset, shallow: perturb(base.shallow, rand, 0.04), middle: perturb(base.middle, rand, 0.04), deep: perturb(base.deep, rand, 0.04) })),
-      };
-    });
-    await seedCases(db.raw, model.id, cases);
-    stored += cases.length * 3;
-  }
+  await seedSyntheticArchive(db.raw, model.id, SLICES, 'SOAK');
   // Every seeded slice points at one of the stored phantom images, so a reindex really decodes and encodes.
   await db.raw.query(`UPDATE slices SET image_key = 'soak/phantom-' || (id % 64) || '.png'`);
   const [range] = await db.raw.query<{ lo: number; hi: number; n: number }>('SELECT min(id)::int AS lo, max(id)::int AS hi, count(*)::int AS n FROM nodule_cases');
