@@ -5,7 +5,7 @@
  */
 import zlib from 'node:zlib';
 import fc from 'fast-check';
-import { crc32 } from '../../src/inference/png.ts';
+import { crc32, pngChunk as chunk } from '../../src/inference/png.ts';
 
 /** Lengths a hostile file claims: off by one, zero, the sign bit, "undefined length", everything. */
 const HOSTILE_U32 = [0, 1, 2, 0x7fff, 0xffff, 0x10000, 0x7ffffff0, 0x7fffffff, 0x80000000, 0xfffffff0, 0xffffffff];
@@ -36,14 +36,6 @@ export function fixPngCrcs(png: Buffer): Buffer {
   return out;
 }
 
-function chunk(type: string, data: Buffer): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'latin1');
-  data.copy(out, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
 
 /** Deflate streams that inflate to far more than any accepted image (made once; ~1000:1). */
 const BOMBS = [1 << 20, 64 << 20].map((n) => zlib.deflateSync(Buffer.alloc(n), { level: 9 }));
