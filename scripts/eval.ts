@@ -17,7 +17,7 @@ import { SHIPPED_MODEL } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrator.ts';
 import { averagePrecision, diameterGapAt, mean, precisionAt, type RankedItem } from '../src/evaluation/retrieval-metrics.ts';
-import { FcdnEncoder, prepareSlice } from '../src/inference/index.ts';
+import { FcdnEncoder, SlicePreparer } from '../src/inference/index.ts';
 import { createRepositories } from '../src/repositories/index.ts';
 import { createServices } from '../src/services/index.ts';
 import { FilesystemObjectStore } from '../src/storage/index.ts';
@@ -49,11 +49,12 @@ const log = pino({ level: 'warn' });
 const db = await openDatabase({});
 await migrate(db.raw);
 const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-eval-'));
+const preparer = new SlicePreparer({ threads: 2, timeoutMs: 10_000 });
 const services = createServices({
   repos: createRepositories(db.prisma),
   store: new FilesystemObjectStore(storeDir),
   loadEncoder: (p) => FcdnEncoder.load(p, 'cpu'),
-  prepare: prepareSlice,
+  prepare: preparer.prepare,
   log,
 });
 const model = await services.models.register(path.resolve(values.model!));
@@ -134,5 +135,6 @@ console.log(report);
 fs.mkdirSync(path.dirname(path.resolve(values.out!)), { recursive: true });
 fs.writeFileSync(values.out!, report);
 if (values.json) fs.writeFileSync(values.json, JSON.stringify({ model: model.name, sha256: model.sha256, cases: manifest.cases.length, rows, distinct: distinct[0] }, null, 2));
+await preparer.close();
 await db.close();
 fs.rmSync(storeDir, { recursive: true, force: true });

@@ -15,7 +15,7 @@ import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrator.ts';
 import { createHttpApp } from './http/http-app.ts';
 import { createMetrics } from './http/metrics.ts';
-import { FcdnEncoder, prepareSlice } from './inference/index.ts';
+import { FcdnEncoder, SlicePreparer } from './inference/index.ts';
 import { createRepositories } from './repositories/index.ts';
 import { createServices, type Services } from './services/index.ts';
 import { ReindexWorker, type ReindexWorkerOptions } from './services/reindex-worker.ts';
@@ -34,6 +34,8 @@ export interface RunningService {
   db: Database;
   services: Services;
   worker: ReindexWorker | null;
+  /** The slice decoding threads; main.ts starts them early (warmUp). */
+  preparer: SlicePreparer;
   log: Logger;
   handler: http.RequestListener;
   /** The generated admin key when no keys are configured. */
@@ -44,6 +46,7 @@ export interface RunningService {
 export async function startService(config: AppConfig, overrides: ServiceOverrides = {}): Promise<RunningService> {
   const log = overrides.log ?? pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
   const db = overrides.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') }));
+  let closeOnFailure = async () => {};
   try {
     const applied = await migrate(db.raw);
     if (applied.length) log.info({ applied }, 'database migrated');
@@ -63,6 +66,8 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
     const store = await createObjectStore(config);
     const metrics = createMetrics({ poolStats: db.poolStats });
     const repos = createRepositories(db.prisma, { searchMethod: config.searchMethod });
+    const preparer = new SlicePreparer({ ...config.decoding, onAbandoned: (reason) => metrics.decodeAbandoned.inc({ reason }) });
+    closeOnFailure = () => preparer.close();
     let worker: ReindexWorker | null = null;
     const services = createServices({
       repos,
@@ -75,7 +80,7 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
             metrics.inferencePatches.inc(patches);
           },
         }),
-      prepare: prepareSlice,
+      prepare: preparer.prepare,
       log,
       wakeReindexWorker: () => worker?.notify(),
       onSearch: (ms, kind) => metrics.searchSeconds.observe({ query_kind: kind }, ms / 1000),
@@ -91,7 +96,7 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
     log.info({ model: model.name, id: model.id, active: model.active }, 'model registered');
 
     if (config.inProcessWorker) {
-      worker = new ReindexWorker(repos, services.models, store, prepareSlice, log, {
+      worker = new ReindexWorker(repos, services.models, store, preparer.prepare, log, {
         ...config.reindex,
         // PGlite allows one process, so a RUNNING job found at start was orphaned by a previous run.
         staleAfterMs: db.kind === 'pglite' ? 0 : config.reindex.staleAfterMs,
@@ -113,6 +118,7 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
       db,
       services,
       worker,
+      preparer,
       log,
       handler: handler.listener,
       adminKey,
@@ -121,10 +127,12 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
         await sweeper?.stop();
         await services.janitor.stop();
         await handler.stop();
+        await preparer.close();
         if (!overrides.database) await db.close();
       },
     };
   } catch (err) {
+    await closeOnFailure();
     if (!overrides.database) await db.close().catch(() => {});
     throw err;
   }

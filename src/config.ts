@@ -20,6 +20,8 @@ export interface S3Config {
   secretKey: string;
   bucket: string;
   region?: string;
+  /** S3_TIMEOUT_MS: a connection to the store silent for this long is cut (the call is SERVICE_UNAVAILABLE). */
+  timeoutMs: number;
 }
 
 export interface AppConfig {
@@ -33,6 +35,11 @@ export interface AppConfig {
   executionProvider: ExecutionProviderSetting;
   /** onnxruntime intra-op threads of the inference thread (FCDN_INFERENCE_THREADS). */
   inferenceThreads: number;
+  /** Uploaded slices are decoded on worker threads with a deadline (src/inference/slice-preparer.ts). */
+  decoding: {
+    threads: number;
+    timeoutMs: number;
+  };
   /** Empty: the service makes an admin key in dataDir (src/auth/api-keys.ts); it never runs open. */
   apiKeys: ApiKey[];
   /** Largest accepted HTTP body; base64 images make requests large. */
@@ -129,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
         secretKey: env.S3_SECRET_KEY ?? '',
         bucket: env.S3_BUCKET ?? 'fcdn-slices',
         region: env.S3_REGION,
+        timeoutMs: integer('S3_TIMEOUT_MS', env.S3_TIMEOUT_MS, 10_000),
       }
     : undefined;
   return {
@@ -139,6 +147,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     modelPath: path.resolve(env.FCDN_MODEL ?? SHIPPED_MODEL),
     executionProvider: provider,
     inferenceThreads: integer('FCDN_INFERENCE_THREADS', env.FCDN_INFERENCE_THREADS, 1, 1),
+    decoding: {
+      threads: integer('FCDN_DECODE_THREADS', env.FCDN_DECODE_THREADS, 2),
+      timeoutMs: integer('FCDN_DECODE_TIMEOUT_MS', env.FCDN_DECODE_TIMEOUT_MS, 3000),
+    },
     apiKeys: parseApiKeys(env.FCDN_API_KEYS),
     maxRequestBytes: integer('FCDN_MAX_REQUEST_BYTES', env.FCDN_MAX_REQUEST_BYTES, 32 * 1024 * 1024),
     urlSecret: env.FCDN_URL_SECRET || undefined,

@@ -7,6 +7,7 @@ import { loadConfig } from './config.ts';
 const config = loadConfig();
 try {
   const service = await startService(config);
+  service.preparer.warmUp();
   const server = http.createServer(service.handler);
   server.on('error', async (err) => {
     console.error(`fcdn: cannot listen on port ${config.port}: ${err.message}`);

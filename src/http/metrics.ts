@@ -57,6 +57,12 @@ export function createMetrics(opts: { poolStats?: () => PoolStats } = {}) {
       help: 'Slices stored by successful ingests',
       registers: [registry],
     }),
+    decodeAbandoned: new client.Counter({
+      name: 'fcdn_slice_decode_abandoned_total',
+      help: 'Uploaded slices whose decoding was stopped (past FCDN_DECODE_TIMEOUT_MS, or out of memory) and refused',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     reindexDone: new client.Gauge({
       name: 'fcdn_reindex_slices_done',
       help: 'Slices re-encoded by the running reindex job',

@@ -9,6 +9,7 @@ export {
 } from './execution-provider.ts';
 export { readModel, validateModelCard, modelCardPath, sha256Hex, ModelLoadError, type LoadedModel } from './model-card.ts';
 export { prepareSlice, detectFormat, type SliceFormat } from './prepare-slice.ts';
+export { SlicePreparer, type SlicePreparerOptions } from './slice-preparer.ts';
 export { decodePng, readPngHeader, encodeGrayPng, PNG_MIN_SIDE, PNG_MAX_SIDE } from './png.ts';
 export {
   decodeDicomCt,

@@ -119,7 +119,7 @@ export class IngestService {
 
   private async ingestOnce(input: IngestCaseInput, uploadKeys: readonly string[]): Promise<number> {
     const { version, encoder } = await this.models.active();
-    const slices = prepareSliceInputs(input.images, encoder.card, this.prepare);
+    const slices = await prepareSliceInputs(input.images, encoder.card, this.prepare);
     const codes = await encoder.encode(slices.map((s) => s.patch));
     const dicom = slices.find((s) => s.offset === 0)?.dicom ?? slices.find((s) => s.dicom)?.dicom;
     const studyUid = input.studyInstanceUid ?? dicom?.studyInstanceUid ?? null;

@@ -10,4 +10,5 @@ export interface SliceEncoder {
 }
 
 export type LoadEncoder = (modelPath: string) => Promise<SliceEncoder>;
-export type PrepareSlice = (image: SliceImage, card: ModelCard) => PreparedSlice;
+/** Decodes one slice; BadInputError for anything unusable (src/inference/slice-preparer.ts runs it off the event loop). */
+export type PrepareSlice = (image: SliceImage, card: ModelCard) => Promise<PreparedSlice>;

@@ -134,15 +134,15 @@ export class ReindexWorker {
   private async encodeBatch(job: ReindexJob, encoder: SliceEncoder, slices: Slice[], cursor: number): Promise<ReindexJob> {
     const prepared: { slice: Slice; patch: Float32Array }[] = [];
     let failed = 0;
-    for (const slice of slices) {
-      try {
-        const data = await this.store.get(slice.imageKey);
-        prepared.push({ slice, patch: this.prepare({ data, offset: slice.sliceOffset }, encoder.card).patch });
-      } catch (err) {
-        failed++;
-        this.log.warn({ err, sliceId: slice.id, jobId: job.id }, 'slice could not be re-encoded');
-      }
-    }
+    // Fetched and decoded concurrently (the decoder pool bounds the parallelism).
+    const outcomes = await Promise.allSettled(
+      slices.map(async (slice) => ({ slice, patch: (await this.prepare({ data: await this.store.get(slice.imageKey), offset: slice.sliceOffset }, encoder.card)).patch })),
+    );
+    outcomes.forEach((outcome, i) => {
+      if (outcome.status === 'fulfilled') return void prepared.push(outcome.value);
+      failed++;
+      this.log.warn({ err: outcome.reason, sliceId: slices[i]!.id, jobId: job.id }, 'slice could not be re-encoded');
+    });
     const codes = await encoder.encode(prepared.map((p) => p.patch));
     const total = await this.repos.slices.count();
     const next = await this.repos.prisma.$transaction(async (tx) => {

@@ -87,7 +87,7 @@ export class SearchService {
       if (q.excludeSamePatient ?? true) excludePatientIds.push(stored.patientId);
       querySlices = codes.length;
     } else {
-      const slices = prepareSliceInputs(q.images!, encoder.card, this.prepare);
+      const slices = await prepareSliceInputs(q.images!, encoder.card, this.prepare);
       const codes = await encoder.encode(slices.map((s) => s.patch));
       const centre = slices.findIndex((s) => s.offset === 0);
       query = { shallow: codes.map((c) => c.shallow), middle: codes[centre]!.middle, deep: codes.map((c) => c.deep) };

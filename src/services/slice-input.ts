@@ -31,7 +31,7 @@ export function decodeBase64(data: string, what: string): Buffer {
   return Buffer.from(body, 'base64');
 }
 
-export function prepareSliceInputs(inputs: readonly SliceImageInput[], card: ModelCard, prepare: PrepareSlice): PreparedSlice[] {
+export async function prepareSliceInputs(inputs: readonly SliceImageInput[], card: ModelCard, prepare: PrepareSlice): Promise<PreparedSlice[]> {
   if (inputs.length === 0) throw new BadInputError('images: at least one slice is needed (the centre slice, offset 0)');
   if (inputs.length > MAX_SLICES) throw new BadInputError(`images: ${inputs.length} slices sent; at most ${MAX_SLICES} are accepted`);
   const offsets = inputs.map((i) => i.offset ?? 0);
@@ -43,20 +43,24 @@ export function prepareSliceInputs(inputs: readonly SliceImageInput[], card: Mod
     throw new BadInputError(centres === 0 ? 'images: no centre slice; exactly one slice must have offset 0' : `images: ${centres} slices have offset 0; exactly one centre slice is allowed`);
   }
   if (new Set(offsets).size !== offsets.length) throw new BadInputError('images: two slices have the same offset; each offset may appear once');
-  return inputs.map((input, i) => {
-    const what = `images[${i}] (offset ${offsets[i]})`;
+  const what = (i: number) => `images[${i}] (offset ${offsets[i]})`;
+  // Every cheap check first, so that nothing is decoded for a request that is refused anyway.
+  const images = inputs.map((input, i) => {
     for (const c of [input.centerX, input.centerY]) {
-      if (c != null && !Number.isFinite(c)) throw new BadInputError(`${what}: centerX/centerY must be finite numbers`);
+      if (c != null && !Number.isFinite(c)) throw new BadInputError(`${what(i)}: centerX/centerY must be finite numbers`);
     }
     if (input.uploadKey != null && !input.bytes) {
-      throw new BadInputError(`${what}: uploadKey is accepted by ingestCase only; send the image inline as data`);
+      throw new BadInputError(`${what(i)}: uploadKey is accepted by ingestCase only; send the image inline as data`);
     }
-    const bytes = input.bytes ?? decodeBase64(input.data, what);
-    try {
-      return prepare({ data: bytes, offset: offsets[i]!, centerX: input.centerX ?? undefined, centerY: input.centerY ?? undefined }, card);
-    } catch (err) {
-      if (err instanceof BadInputError) throw new BadInputError(`${what}: ${err.message}`);
-      throw err;
-    }
+    const data = input.bytes ?? decodeBase64(input.data, what(i));
+    return { data, offset: offsets[i]!, centerX: input.centerX ?? undefined, centerY: input.centerY ?? undefined };
+  });
+  // Decoded in parallel; the first failure in slice order is the one reported.
+  const outcomes = await Promise.allSettled(images.map((image) => prepare(image, card)));
+  return outcomes.map((outcome, i) => {
+    if (outcome.status === 'fulfilled') return outcome.value;
+    const err: unknown = outcome.reason;
+    if (err instanceof BadInputError) throw new BadInputError(`${what(i)}: ${err.message}`);
+    throw err;
   });
 }

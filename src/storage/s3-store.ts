@@ -8,6 +8,9 @@
  * but checks no signatures (its only account is access key 'S3RVER'): the tests
  * cover the protocol, not authentication. See docs/deploy.md.
  */
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import { Client } from 'minio';
 import { BadInputError, NotFoundError, UnavailableError } from '../errors.ts';
@@ -21,7 +24,11 @@ export interface S3ObjectStoreOptions {
   bucket: string;
   /** Default us-east-1 (what MinIO uses unless configured otherwise). */
   region?: string;
+  /** A connection silent for this long is cut and the call fails as unavailable (default 10 s). */
+  timeoutMs?: number;
 }
+
+export const DEFAULT_S3_TIMEOUT_MS = 10_000;
 
 /** minio's default part size; bodies up to it go up in one PUT. */
 export const MAX_SINGLE_PUT_BYTES = 64 * 1024 * 1024;
@@ -45,7 +52,9 @@ export class S3ObjectStore implements ObjectStore {
   /** Connects and makes sure the bucket exists (creating it when missing). */
   static async open(opts: S3ObjectStoreOptions): Promise<S3ObjectStore> {
     const region = opts.region || 'us-east-1';
-    const client = new Client({ ...parseEndpoint(opts.endPoint), accessKey: opts.accessKey, secretKey: opts.secretKey, region, pathStyle: true });
+    const endpoint = parseEndpoint(opts.endPoint);
+    const transportAgent = silentConnectionCutter(endpoint.useSSL, opts.timeoutMs ?? DEFAULT_S3_TIMEOUT_MS);
+    const client = new Client({ ...endpoint, accessKey: opts.accessKey, secretKey: opts.secretKey, region, pathStyle: true, transportAgent });
     const store = new S3ObjectStore(client, opts.bucket, opts.endPoint);
     if (!(await client.bucketExists(opts.bucket))) {
       try {
@@ -149,6 +158,26 @@ export function parseEndpoint(endPoint: string): { endPoint: string; port: numbe
   return { endPoint: host, port: url.port ? Number(url.port) : useSSL ? 443 : 80, useSSL };
 }
 
+/**
+ * A keep-alive agent whose sockets are destroyed (ETIMEDOUT) after `timeoutMs` without traffic.
+ * The minio client has no request timeout of its own: a store that accepts connections and never
+ * answers would otherwise hold an ingest, and the socket, forever.
+ */
+function silentConnectionCutter(useSSL: boolean, timeoutMs: number): http.Agent {
+  const Base = useSSL ? https.Agent : http.Agent;
+  const agent = new Base({ keepAlive: true, timeout: timeoutMs });
+  const create = agent.createConnection.bind(agent) as (...args: unknown[]) => net.Socket;
+  agent.createConnection = ((...args: unknown[]) => {
+    const socket = create(...args);
+    socket.setTimeout(timeoutMs);
+    socket.on('timeout', () => {
+      socket.destroy(Object.assign(new Error(`the object store sent nothing for ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    });
+    return socket;
+  }) as typeof agent.createConnection;
+  return agent;
+}
+
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
 
 /** A store that cannot be reached is a SERVICE_UNAVAILABLE for the caller, not an internal error. */
@@ -157,7 +186,10 @@ async function reachable<T>(op: Promise<T>): Promise<T> {
     return await op;
   } catch (err) {
     const code = (err as { code?: string } | null)?.code ?? (err as { cause?: { code?: string } } | null)?.cause?.code ?? '';
-    if (NETWORK_CODES.has(code)) throw new UnavailableError(`the object store is unreachable right now (${code}); retry shortly`, { cause: err });
+    if (NETWORK_CODES.has(code)) {
+      const why = code === 'ETIMEDOUT' ? 'did not answer in time' : 'is unreachable right now';
+      throw new UnavailableError(`the object store ${why} (${code}); retry shortly`, { cause: err });
+    }
     throw err;
   }
 }

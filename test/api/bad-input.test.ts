@@ -30,7 +30,7 @@ async function snapshot() {
 }
 
 before(async () => {
-  svc = await startTestService({ env: { FCDN_MAX_REQUEST_BYTES: String(MAX_BYTES) } });
+  svc = await startTestService({ env: { FCDN_MAX_REQUEST_BYTES: String(MAX_BYTES), FCDN_DECODE_TIMEOUT_MS: '1000' } });
   const res = await svc.gql(INGEST, { input: { patientKey: 'PSEUDO-X', images: slices3, externalId: 'kept' } }, 'writer');
   storedCaseId = res.data.ingestCase.id;
 });
@@ -122,6 +122,35 @@ test('a study belongs to one patient: ingesting it under another key is refused,
   assert.equal(res.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
   assert.match(res.errors![0]!.message, /another patient/);
   assert.deepEqual(await snapshot(), before);
+});
+
+test('a slice the decoder spins on is stopped at the deadline and refused; other requests are answered meanwhile', async () => {
+  // Two bytes inserted into a JPEG-LS frame keep CharLS busy for 7.5-15 s (found by the fuzz suite).
+  const jpegLs = makePhantomDicom({ seed: 14, rows: 48, columns: 48, transferSyntaxUid: '1.2.840.10008.1.2.4.80' });
+  const at = jpegLs.indexOf(Buffer.from([0xff, 0xf7])) + 60;
+  const spinning = Buffer.concat([jpegLs.subarray(0, at), Buffer.alloc(2), jpegLs.subarray(at)]);
+  const before = await snapshot();
+  const t0 = performance.now();
+  const ingestDone = svc.gql(INGEST, ingest([good(0), { data: b64(spinning), offset: 1 }]), 'writer');
+  // Meanwhile a reader lists cases, one request after the other.
+  const listingMs: number[] = [];
+  let settled = false;
+  void ingestDone.finally(() => (settled = true));
+  while (!settled) {
+    const q0 = performance.now();
+    const listing = await svc.gql('{ cases(first: 5) { totalCount } }', {}, 'reader');
+    assert.ok(listing.data?.cases.totalCount >= 1);
+    listingMs.push(performance.now() - q0);
+  }
+  const res = await ingestDone;
+  const elapsed = performance.now() - t0;
+  assert.equal(res.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
+  assert.match(res.errors![0]!.message, /images\[1\] \(offset 1\): decoding the image took longer than 1000 ms/);
+  assert.ok(elapsed < 3000, `refused after ${elapsed.toFixed(0)} ms`);
+  assert.ok(listingMs.length >= 5 && Math.max(...listingMs) < 500, `listings during the decode: ${listingMs.length}, slowest ${Math.max(...listingMs).toFixed(0)} ms`);
+  assert.deepEqual(await snapshot(), before);
+  const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+  assert.match(metrics, /fcdn_slice_decode_abandoned_total\{reason="timeout"\} [1-9]/);
 });
 
 test('malformed GraphQL and JSON bodies get codes too', async () => {
