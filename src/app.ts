@@ -45,7 +45,7 @@ export interface RunningService {
 
 export async function startService(config: AppConfig, overrides: ServiceOverrides = {}): Promise<RunningService> {
   const log = overrides.log ?? pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
-  const db = overrides.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') }));
+  const db = overrides.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite'), timeouts: config.databaseTimeouts }));
   let closeOnFailure = async () => {};
   try {
     const applied = await migrate(db.raw);

@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { PostgresTimeouts } from './db/database.ts';
 import type { ExecutionProviderSetting } from './inference/types.ts';
 
 export type Role = 'reader' | 'writer' | 'admin';
@@ -28,6 +29,8 @@ export interface AppConfig {
   port: number;
   /** Unset: the embedded PGlite database in dataDir. */
   databaseUrl?: string;
+  /** Postgres: how long to wait for a connection, and for a silent one (src/db/database.ts). */
+  databaseTimeouts: PostgresTimeouts;
   dataDir: string;
   /** Unset: images are stored under dataDir/objects. */
   s3?: S3Config;
@@ -142,6 +145,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   return {
     port: integer('PORT', env.PORT, 4000, 0),
     databaseUrl: env.DATABASE_URL || undefined,
+    databaseTimeouts: {
+      connectMs: integer('FCDN_DB_CONNECT_TIMEOUT_MS', env.FCDN_DB_CONNECT_TIMEOUT_MS, 10_000),
+      silenceMs: integer('FCDN_DB_SILENCE_TIMEOUT_MS', env.FCDN_DB_SILENCE_TIMEOUT_MS, 60_000, 0),
+    },
     dataDir: path.resolve(env.FCDN_DATA_DIR ?? './data'),
     s3,
     modelPath: path.resolve(env.FCDN_MODEL ?? SHIPPED_MODEL),

@@ -21,7 +21,7 @@ if (!config.databaseUrl) {
   console.error('fcdn worker: set DATABASE_URL; the embedded database is used by the API process alone');
   process.exit(1);
 }
-const db = await openDatabase({ databaseUrl: config.databaseUrl });
+const db = await openDatabase({ databaseUrl: config.databaseUrl, timeouts: config.databaseTimeouts });
 await migrate(db.raw);
 const repos = createRepositories(db.prisma, { searchMethod: config.searchMethod });
 const store = await createObjectStore(config);

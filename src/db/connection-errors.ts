@@ -9,7 +9,7 @@ const SQLSTATES = /^(08...|57P01|57P02|57P03)$/;
 const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1017']);
 const ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TlsConnectionError']);
 const NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
-const MESSAGES = /Connection terminated|connection error and is not queryable|Can't reach database server|terminating connection|the database system is (starting up|shutting down)/i;
+const MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Can't reach database server|terminating connection|the database system is (starting up|shutting down)/i;
 
 export function isDatabaseUnavailable(err: unknown): boolean {
   for (let e = err as Record<string, any> | undefined, depth = 0; e && depth < 6; e = e.cause, depth++) {

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
@@ -47,10 +48,28 @@ export interface DatabaseOptions {
   /** PGlite folder; undefined keeps the database in memory (tests). */
   pgliteDir?: string;
   poolSize?: number;
+  /** Postgres only; see PostgresTimeouts. */
+  timeouts?: Partial<PostgresTimeouts>;
 }
 
+/**
+ * Bounds on waiting for Postgres, so that a server that hangs (stopped, not killed; a network
+ * that drops packets) fails requests as SERVICE_UNAVAILABLE instead of holding them for as long
+ * as TCP takes to give up (many minutes).
+ */
+export interface PostgresTimeouts {
+  /** Getting a connection: opening one, or waiting for a free one in the pool (FCDN_DB_CONNECT_TIMEOUT_MS). */
+  connectMs: number;
+  /** A connection from which nothing arrives for this long is cut; 0: never (FCDN_DB_SILENCE_TIMEOUT_MS). */
+  silenceMs: number;
+}
+
+export const DEFAULT_POSTGRES_TIMEOUTS: PostgresTimeouts = { connectMs: 10_000, silenceMs: 60_000 };
+
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openPglite(options.pgliteDir);
+  return options.databaseUrl
+    ? openPostgres(options.databaseUrl, options.poolSize ?? 10, { ...DEFAULT_POSTGRES_TIMEOUTS, ...options.timeouts })
+    : openPglite(options.pgliteDir);
 }
 
 function withQueryEvents(prisma: PrismaClient) {
@@ -62,8 +81,33 @@ function withQueryEvents(prisma: PrismaClient) {
   };
 }
 
-async function openPostgres(url: string, poolSize: number): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+/**
+ * The socket under each pg connection, destroyed (ETIMEDOUT) when nothing has arrived for
+ * `silenceMs`. Postgres answers every statement, so only a hung server, a lost network, or a
+ * single statement running longer than that stays silent.
+ */
+function silenceBoundedSocket(silenceMs: number): () => net.Socket {
+  return () => {
+    const socket = new net.Socket();
+    socket.setTimeout(silenceMs);
+    socket.on('timeout', () => socket.destroy(Object.assign(new Error(`the database sent nothing for ${silenceMs} ms`), { code: 'ETIMEDOUT' })));
+    return socket;
+  };
+}
+
+async function openPostgres(url: string, poolSize: number, timeouts: PostgresTimeouts): Promise<Database> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: timeouts.connectMs,
+    ...(timeouts.silenceMs > 0
+      ? {
+          stream: silenceBoundedSocket(timeouts.silenceMs),
+          // Idle connections are closed by the pool before their silence would cut them.
+          idleTimeoutMillis: Math.max(1, Math.min(10_000, Math.floor(timeouts.silenceMs / 2))),
+        }
+      : {}),
+  });
   // A dropped connection (server restart, pg_terminate_backend) must not crash the process: the
   // pool reports idle clients' errors here, and a client checked out (between the statements of a
   // transaction) emits its own, which with no listener would be an uncaught exception. The failing

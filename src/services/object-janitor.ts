@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { Repositories } from '../repositories/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
+import { PollingLoop } from './polling-loop.ts';
 
 export interface ObjectJanitorOptions {
   /** How long an upload may take from its first byte to its ingest's commit before it counts as abandoned. */
@@ -18,9 +19,7 @@ export interface ObjectJanitorOptions {
 export const DEFAULT_JANITOR_OPTIONS: ObjectJanitorOptions = { uploadGraceMs: 600_000, pollMs: 5_000, batchSize: 100 };
 
 export class ObjectJanitor {
-  private running = false;
-  private loop: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
+  private readonly loop: PollingLoop;
   /** Keys to make due now, remembered while the database cannot be told. */
   private readonly expediting = new Set<string>();
   private draining: Promise<number> | null = null;
@@ -30,18 +29,16 @@ export class ObjectJanitor {
     private readonly store: ObjectStore,
     private readonly log: Logger,
     readonly options: ObjectJanitorOptions = DEFAULT_JANITOR_OPTIONS,
-  ) {}
-
-  start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+  ) {
+    this.loop = new PollingLoop('object janitor', options.pollMs, async () => (await this.drain(), false), log);
   }
 
-  async stop(): Promise<void> {
-    this.running = false;
-    this.wake?.();
-    await this.loop;
+  start(): void {
+    this.loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /**
@@ -53,7 +50,6 @@ export class ObjectJanitor {
     keys.forEach((k) => this.expediting.add(k));
     await this.drain().catch((err) => {
       this.log.warn({ err, keys: keys.length }, 'could not remove the images of a failed ingest yet; will retry');
-      this.wake?.();
     });
   }
 
@@ -91,24 +87,6 @@ export class ObjectJanitor {
       );
       removed += pass.removed;
       if (pass.locked < this.options.batchSize || pass.failed > 0) return removed;
-    }
-  }
-
-  private async run(): Promise<void> {
-    while (this.running) {
-      try {
-        await this.drain();
-      } catch (err) {
-        this.log.warn({ err }, 'object janitor: pass failed; retrying later');
-      }
-      if (!this.running) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.options.pollMs);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
     }
   }
 }

@@ -14,6 +14,7 @@ import type { ReindexJob, Slice } from '../generated/prisma/client.ts';
 import type { Repositories } from '../repositories/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { ModelService } from './model.service.ts';
+import { PollingLoop } from './polling-loop.ts';
 import type { PrepareSlice, SliceEncoder } from './ports.ts';
 
 export interface ReindexWorkerOptions {
@@ -30,9 +31,7 @@ class JobCancelled extends Error {}
 
 export class ReindexWorker {
   readonly workerId = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
-  private running = false;
-  private loop: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
+  private readonly loop: PollingLoop;
 
   constructor(
     private readonly repos: Repositories,
@@ -41,44 +40,35 @@ export class ReindexWorker {
     private readonly prepare: PrepareSlice,
     private readonly log: Logger,
     private readonly options: ReindexWorkerOptions,
-  ) {}
+  ) {
+    this.loop = new PollingLoop('reindex worker', options.pollMs, () => this.claimAndProcess(), log);
+  }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+    this.loop.start();
   }
 
   /** Lets the current batch finish; the job stays RUNNING and is resumed later. */
-  async stop(): Promise<void> {
-    this.running = false;
-    this.wake?.();
-    await this.loop;
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** Looks for work now instead of at the next poll. */
   notify(): void {
-    this.wake?.();
+    this.loop.wake();
   }
 
-  private async run(): Promise<void> {
-    while (this.running) {
-      let job: ReindexJob | null = null;
-      let failed = false;
-      try {
-        job = await this.repos.jobs.claim(this.workerId, this.options.staleAfterMs);
-        if (job) await this.process(job);
-      } catch (err) {
-        this.log.error({ err, jobId: job?.id }, 'reindex worker error; retrying later');
-        failed = true; // e.g. the database went away: wait a poll, then claim the job again and resume
-      }
-      if ((!job || failed) && this.running) await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.options.pollMs);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+  /** One pass: true when a job was worked on (look for the next one at once). */
+  private async claimAndProcess(): Promise<boolean> {
+    let job: ReindexJob | null = null;
+    try {
+      job = await this.repos.jobs.claim(this.workerId, this.options.staleAfterMs);
+      if (job) await this.process(job);
+      return job !== null;
+    } catch (err) {
+      // E.g. the database went away: wait a poll, then claim the job again and resume.
+      this.log.error({ err, jobId: job?.id }, 'reindex worker error; retrying later');
+      return false;
     }
   }
 
@@ -96,7 +86,7 @@ export class ReindexWorker {
     try {
       // Pass 1: every slice in id order from the cursor.
       for (;;) {
-        if (!this.running) return;
+        if (!this.loop.isRunning) return;
         const page = await this.repos.slices.pageAfter(job.cursorSliceId, this.options.batchSize);
         if (page.length === 0) break;
         job = await this.encodeBatch(job, encoder, page, page[page.length - 1]!.id);
@@ -107,7 +97,7 @@ export class ReindexWorker {
       }
       // Pass 2: slices ingested meanwhile under the old model; then activate atomically.
       for (;;) {
-        if (!this.running) return;
+        if (!this.loop.isRunning) return;
         const activated = await this.repos.prisma.$transaction(async (tx) => {
           await tx.$executeRawUnsafe('LOCK TABLE slices IN SHARE MODE');
           if ((await this.repos.codes.slicesWithoutCodes(tx, version.id, 1)).length > 0) return false;

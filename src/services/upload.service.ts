@@ -18,6 +18,7 @@ import { BadInputError, ForbiddenError, NotFoundError } from '../errors.ts';
 import type { Executor } from '../repositories/executor.ts';
 import type { Repositories } from '../repositories/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
+import { PollingLoop } from './polling-loop.ts';
 import { MAX_SLICES, type SliceImageInput } from './slice-input.ts';
 
 export interface UploadSettings {
@@ -175,19 +176,19 @@ export class UploadService {
 
 /** Runs sweepExpired every interval until stopped (in the API process and in `npm run worker`). */
 export class UploadSweeper {
-  private timer: NodeJS.Timeout | null = null;
+  private readonly loop: PollingLoop;
   private running: Promise<void> | null = null;
 
   constructor(
     private readonly uploads: UploadService,
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.loop = new PollingLoop('upload sweeper', intervalMs, async () => (await this.sweepNow(), false), log);
+  }
 
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.sweepNow(), this.intervalMs);
-    this.timer.unref();
+    this.loop.start();
   }
 
   async sweepNow(): Promise<number> {
@@ -210,8 +211,7 @@ export class UploadSweeper {
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    await this.loop.stop();
     await this.running;
   }
 }

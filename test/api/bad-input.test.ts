@@ -149,6 +149,7 @@ test('a slice the decoder spins on is stopped at the deadline and refused; other
   assert.ok(elapsed < 3000, `refused after ${elapsed.toFixed(0)} ms`);
   assert.ok(listingMs.length >= 5 && Math.max(...listingMs) < 500, `listings during the decode: ${listingMs.length}, slowest ${Math.max(...listingMs).toFixed(0)} ms`);
   assert.deepEqual(await snapshot(), before);
+  console.log(`# a slice CharLS spins on: BAD_USER_INPUT after ${elapsed.toFixed(0)} ms (FCDN_DECODE_TIMEOUT_MS 1000); ${listingMs.length} listings answered meanwhile, slowest ${Math.max(...listingMs).toFixed(0)} ms`);
   const metrics = await (await fetch(`${svc.url}/metrics`)).text();
   assert.match(metrics, /fcdn_slice_decode_abandoned_total\{reason="timeout"\} [1-9]/);
 });

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { openDatabase, type Database } from '../../src/db/database.ts';
+import { openDatabase, type Database, type PostgresTimeouts } from '../../src/db/database.ts';
 import { S3ObjectStore } from '../../src/storage/s3-store.ts';
 import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
 import { phantomSlices } from '../support/phantom-cases.ts';
@@ -76,13 +76,13 @@ export interface FaultRig {
 
 /** A fresh database on serverUrl (default DATABASE_URL's server), an s3rver, and the service on both. */
 /** s3: an s3rver the test stops and starts itself (else the rig starts and closes its own). */
-export async function startRig(opts: { serverUrl?: string; bucket: string; env?: Record<string, string>; s3?: RunningS3rver }): Promise<FaultRig> {
+export async function startRig(opts: { serverUrl?: string; bucket: string; env?: Record<string, string>; s3?: RunningS3rver; dbTimeouts?: Partial<PostgresTimeouts> }): Promise<FaultRig> {
   const serverUrl = opts.serverUrl ?? postgresUrl();
   const s3 = opts.s3 ?? (await startS3rver());
   const db = await createTestDatabase({ serverUrl });
   const target = new URL(db.url!);
   target.searchParams.set('application_name', TARGET_APP);
-  const serviceDb: Database = await openDatabase({ databaseUrl: target.toString() });
+  const serviceDb: Database = await openDatabase({ databaseUrl: target.toString(), timeouts: opts.dbTimeouts });
   const svc = await startTestService({
     db: serviceDb,
     env: { ...s3Env(s3, opts.bucket), FCDN_JANITOR_POLL_MS: '200', ...opts.env },

@@ -18,6 +18,13 @@ export interface PrivatePostgres {
   /** pg_ctl stop -m fast (asynchronous, so the service in this process keeps running meanwhile). */
   stop(): Promise<void>;
   start(): Promise<void>;
+  /**
+   * SIGSTOP to the postmaster and every backend: the server hangs without closing anything (the
+   * kernel still accepts connections), as a frozen VM or a black-holed network looks to a client.
+   */
+  freeze(): void;
+  /** SIGCONT to the same processes and any the postmaster has since forked. */
+  thaw(): void;
   /** Stops the server and removes its folder. */
   destroy(): void;
 }
@@ -59,6 +66,22 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const ctl = (...args: string[]) => ['-D', data, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', ...args];
   run('pg_ctl', ctl('-o', options, 'start'));
   let running = true;
+  const clusterPids = (): number[] => {
+    const postmaster = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(postmaster)], { encoding: 'utf8' }).split('\n').map(Number).filter((p) => p > 0);
+    return [postmaster, ...children];
+  };
+  let frozen: number[] = [];
+  const thaw = () => {
+    for (const pid of new Set([...frozen, ...clusterPids()])) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+    frozen = [];
+  };
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
@@ -70,7 +93,13 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
       await runAsync('pg_ctl', ctl('-o', options, 'start'));
       running = true;
     },
+    freeze() {
+      frozen = clusterPids();
+      for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    },
+    thaw,
     destroy() {
+      if (frozen.length) thaw();
       if (running) {
         try {
           run('pg_ctl', ctl('-m', 'immediate', 'stop'));
