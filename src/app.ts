@@ -96,7 +96,7 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
     log.info({ model: model.name, id: model.id, active: model.active }, 'model registered');
 
     if (config.inProcessWorker) {
-      worker = new ReindexWorker(repos, services.models, store, preparer.prepare, log, {
+      worker = new ReindexWorker(repos, services.models, store, preparer.prepareInBackground, log, {
         ...config.reindex,
         // PGlite allows one process, so a RUNNING job found at start was orphaned by a previous run.
         staleAfterMs: db.kind === 'pglite' ? 0 : config.reindex.staleAfterMs,

@@ -27,7 +27,7 @@ const repos = createRepositories(db.prisma, { searchMethod: config.searchMethod 
 const store = await createObjectStore(config);
 const models = new ModelService(repos, (p) => FcdnEncoder.load(p, config.executionProvider, log));
 const preparer = new SlicePreparer(config.decoding);
-const worker = new ReindexWorker(repos, models, store, preparer.prepare, log, { ...config.reindex, pollMs: 2000 });
+const worker = new ReindexWorker(repos, models, store, preparer.prepareInBackground, log, { ...config.reindex, pollMs: 2000 });
 worker.start();
 // Also removes uploads that expired without becoming a case (signing is the API's business).
 const sweeper = new UploadSweeper(new UploadService(repos, store, new UploadUrlSigner(crypto.randomBytes(32)), config.uploads, log), config.uploads.sweepIntervalMs, log);

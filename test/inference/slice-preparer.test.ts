@@ -75,3 +75,21 @@ test('closing refuses queued slices and later calls', async () => {
   assert.ok(outcomes.slice(1).every((o) => /closed/.test(o)), JSON.stringify(outcomes));
   await assert.rejects(preparer.prepare({ data: makePhantomPng(), offset: 0 }, CARD), /closed/);
 });
+
+test('request slices go before background (reindex) slices, which never take every thread', async () => {
+  const preparer = new SlicePreparer({ threads: 2, timeoutMs: 10_000 });
+  try {
+    const finished: string[] = [];
+    const png = (seed: number) => ({ data: makePhantomPng({ seed, size: 512 }), offset: 0 });
+    await Promise.all([png(1), png(2)].map((p) => preparer.prepare(p, CARD))); // both threads started
+    const images = Array.from({ length: 7 }, (_, i) => png(i + 3)); // made before any is queued
+    const background = images.slice(0, 6).map((image, i) => preparer.prepareInBackground(image, CARD).then(() => void finished.push(`reindex ${i + 1}`)));
+    const request = preparer.prepare(images[6]!, CARD).then(() => void finished.push('request'));
+    await Promise.all([...background, request]);
+    // The background slices run one at a time on one thread; the request takes the other at once.
+    assert.ok(finished.indexOf('request') <= 1, finished.join(', '));
+    assert.deepEqual(finished.filter((f) => f !== 'request'), background.map((_, i) => `reindex ${i + 1}`));
+  } finally {
+    await preparer.close();
+  }
+});
