@@ -16,7 +16,7 @@ const BATCH = 16;
 let rig: FaultRig;
 
 before(async () => {
-  rig = await startRig({ bucket: 'faults-pg-kill', env: { FCDN_REINDEX_BATCH_SIZE: '4', FCDN_REINDEX_BATCH_DELAY_MS: '60' } });
+  rig = await startRig({ bucket: 'faults-pg-kill', env: { FCDN_REINDEX_BATCH_SIZE: '2', FCDN_REINDEX_BATCH_DELAY_MS: '60' } });
 });
 after(async () => rig?.close());
 
@@ -110,8 +110,10 @@ test('sessions killed during a reindex: the job picks itself up and finishes wit
     const job = res.data?.reindexJob;
     return job && !['QUEUED', 'RUNNING'].includes(job.status) ? job : undefined;
   }, 120_000, 200);
-  // Kill every 250 ms: several batches die mid-transaction, the worker claims its job again.
-  const kills = await killWhile(finished, 250);
+  // Kill every 100 ms: several batches die mid-transaction, the worker claims its job again. (The
+  // job spends most of its time decoding and encoding off the database, on its threads, so a
+  // slower cadence can miss every transaction.)
+  const kills = await killWhile(finished, 100);
   const job = await finished;
   console.log(`# reindex under pg_terminate_backend: ${describe(kills)}; job ${job.status}, done ${job.done}/${job.total}`);
   assert.equal(job.status, 'SUCCEEDED', job.error ?? '');
