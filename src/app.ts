@@ -65,7 +65,10 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
 
     const store = await createObjectStore(config);
     const metrics = createMetrics({ poolStats: db.poolStats });
-    const repos = createRepositories(db.prisma, { searchMethod: config.searchMethod });
+    const repos = createRepositories(db.prisma, {
+      searchMethod: config.searchMethod,
+      onBlockRebuildError: (err) => log.warn({ err }, 'background rebuild of search blocks failed; searches stay exact (plain SQL for what is not in blocks) and it is retried after a later search'),
+    });
     const preparer = new SlicePreparer({ ...config.decoding, onAbandoned: (reason) => metrics.decodeAbandoned.inc({ reason }) });
     closeOnFailure = () => preparer.close();
     let worker: ReindexWorker | null = null;

@@ -23,7 +23,10 @@ if (!config.databaseUrl) {
 }
 const db = await openDatabase({ databaseUrl: config.databaseUrl, timeouts: config.databaseTimeouts });
 await migrate(db.raw);
-const repos = createRepositories(db.prisma, { searchMethod: config.searchMethod });
+const repos = createRepositories(db.prisma, {
+  searchMethod: config.searchMethod,
+  onBlockRebuildError: (err) => log.warn({ err }, 'background rebuild of search blocks failed'),
+});
 const store = await createObjectStore(config);
 const models = new ModelService(repos, (p) => FcdnEncoder.load(p, config.executionProvider, log));
 const preparer = new SlicePreparer(config.decoding);

@@ -11,7 +11,13 @@ import { SearchRepository } from './search.repository.ts';
 import { SliceRepository } from './slice.repository.ts';
 import { UploadRepository } from './upload.repository.ts';
 
-export function createRepositories(prisma: PrismaClient, options: { searchMethod?: SearchMethodSetting } = {}) {
+export interface RepositoryOptions {
+  searchMethod?: SearchMethodSetting;
+  /** Where a failed background rebuild of the search blocks is reported (the service's logger). */
+  onBlockRebuildError?: (err: unknown) => void;
+}
+
+export function createRepositories(prisma: PrismaClient, options: RepositoryOptions = {}) {
   return {
     prisma,
     cases: new CaseRepository(prisma),
@@ -22,7 +28,7 @@ export function createRepositories(prisma: PrismaClient, options: { searchMethod
     jobs: new ReindexJobRepository(prisma),
     objectDeletions: new ObjectDeletionRepository(prisma),
     searchLog: new SearchLogRepository(prisma),
-    search: new SearchRepository(prisma, { method: options.searchMethod }),
+    search: new SearchRepository(prisma, { method: options.searchMethod, maintenance: options.onBlockRebuildError ? { onError: options.onBlockRebuildError } : {} }),
     uploads: new UploadRepository(prisma),
   };
 }
