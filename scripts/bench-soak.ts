@@ -383,7 +383,7 @@ const failures = [
 const verdict = failures.length ? `FAIL: ${failures.join('; ')}` : 'PASS: 0 errors other than deliberate, RSS flat within 10%, no leaked connections, no lost ingest';
 process.exitCode = failures.length ? 1 : 0;
 
-const command = `${process.env.MALLOC_ARENA_MAX ? `MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX} ` : ''}DATABASE_URL=${serverUrl.protocol}//...  npm run bench:soak -- --slices ${SLICES} --minutes ${values.minutes} --concurrency ${CONCURRENCY} --bucket-seconds ${BUCKET_S} --warmup-seconds ${WARMUP_S}`;
+const command = `DATABASE_URL=${serverUrl.protocol}//...  npm run bench:soak -- --slices ${SLICES} --minutes ${values.minutes} --concurrency ${CONCURRENCY} --bucket-seconds ${BUCKET_S} --warmup-seconds ${WARMUP_S}`;
 const md = `# Soak: mixed traffic on Postgres (${result.label})
 
 \`${command}\` — ${result.started.slice(0, 16)} UTC, ${result.machine}, load average after the run ${result.load_average.join(' ')}.
@@ -412,7 +412,6 @@ Service RSS (sampled every 5 s): ${result.rss_mib.start} MiB at start (model loa
 first ${result.rss_mib.window_s} s window ${result.rss_mib.warm_window_median} MiB, median of the last ${result.rss_mib.window_s} s ${result.rss_mib.end_window_median} MiB:
 **${result.rss_mib.drift_warm_to_end_pct}% from warm to end, ${result.rss_mib.flat_within_10pct ? 'flat within 10%' : '**not** flat within 10%'}**. Single samples: ${result.rss_mib.warm} MiB at warm-up, ${result.rss_mib.end} MiB at the end
 (${result.rss_mib.drift_single_samples_pct}%); range after warm-up ${result.rss_mib.min_after_warmup}-${result.rss_mib.max_after_warmup} MiB; least-squares trend ${result.rss_mib.trend_mib_per_10min} MiB per 10 min.
-${process.env.MALLOC_ARENA_MAX ? `The service ran with MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}.` : ''}
 
 Database connections of the service (pg_stat_activity on its database): ${connectionsBeforeLoad.total} before load, at most
 ${result.connections.max_during_load} during, ${connectionsAfterLoad.total} after (${JSON.stringify(connectionsAfterLoad)}), ${connectionsAfterExit.total} after the service exited

@@ -65,6 +65,21 @@ function storedFiles(): number {
   return fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }).filter((f) => String(f).endsWith('.png._S3rver_object')).length : 0;
 }
 
+/** The fewest removal attempts the outbox records for these keys (0 when none). */
+async function removalAttempts(keys: string[]): Promise<number> {
+  const [row] = await rig.db.raw.query<{ attempts: number | null }>('SELECT min(attempts)::int AS attempts FROM pending_object_deletions WHERE object_key = ANY($1::text[])', [keys]);
+  return row?.attempts ?? 0;
+}
+
+/** Waits until the janitor has removed these keys' objects and their outbox rows. */
+async function untilRemoved(keys: string[]): Promise<void> {
+  await until('the outbox to drain', async () => {
+    const [row] = await rig.db.raw.query<{ n: number }>('SELECT count(*)::int AS n FROM pending_object_deletions WHERE object_key = ANY($1::text[])', [keys]);
+    return row!.n === 0 ? true : undefined;
+  }, 30_000);
+  for (const key of keys) assert.equal(await rig.store.exists(key), false, `${key} removed`);
+}
+
 async function count(sql: string): Promise<number> {
   const [row] = await rig.db.raw.query<{ n: number }>(`SELECT (${sql})::int AS n`);
   return row!.n;
@@ -117,17 +132,13 @@ test('store down during deleteCase: the case is gone at once, its images are rem
   assert.equal((await rig.svc.gql('query ($id: ID!) { case(id: $id) { id } }', { id: String(victim!.id) }, 'reader')).data.case, null);
   // The janitor keeps trying while the store is down.
   const tries = await until('two failed removal attempts', async () => {
-    const [row] = await rig.db.raw.query<{ attempts: number }>('SELECT min(attempts)::int AS attempts FROM pending_object_deletions WHERE object_key = ANY($1::text[])', [victim!.keys]);
-    return (row?.attempts ?? 0) >= 2 ? row!.attempts : undefined;
+    const attempts = await removalAttempts(victim!.keys);
+    return attempts >= 2 ? attempts : undefined;
   }, 30_000);
   const stillThere = fs.readdirSync(path.join(s3Dir, 'faults-s3'), { recursive: true }).filter((f) => victim!.keys.some((k) => String(f) === `${k}._S3rver_object`)).length;
 
   await restartStore();
-  await until('the outbox to drain', async () => {
-    const [row] = await rig.db.raw.query<{ n: number }>('SELECT count(*)::int AS n FROM pending_object_deletions WHERE object_key = ANY($1::text[])', [victim!.keys]);
-    return row!.n === 0 ? true : undefined;
-  }, 30_000);
-  for (const key of victim!.keys) assert.equal(await rig.store.exists(key), false, `${key} removed`);
+  await untilRemoved(victim!.keys);
   console.log(`# deleteCase with the store down: rows removed at once, ${stillThere} image files still on disk after ${tries} failed removal attempts; all removed once the store was back`);
   assert.ok(stillThere > 0, 'the images outlived the store outage');
   const totals = await assertInvariants(rig.db.raw, rig.store, { slicesPerCase: 3 });
@@ -158,20 +169,13 @@ test('store hangs (accepts connections, never answers): ingest fails in bounded 
 
     const deleted = await rig.svc.gql('mutation ($id: ID!) { deleteCase(id: $id) }', { id: String(victim!.id) }, 'admin');
     assert.equal(outcome(deleted), 'ok', JSON.stringify(deleted.errors));
-    await until('a removal attempt that timed out', async () => {
-      const [row] = await rig.db.raw.query<{ attempts: number }>('SELECT min(attempts)::int AS attempts FROM pending_object_deletions WHERE object_key = ANY($1::text[])', [victim!.keys]);
-      return (row?.attempts ?? 0) >= 1 ? true : undefined;
-    }, 30_000);
+    await until('a removal attempt that timed out', async () => ((await removalAttempts(victim!.keys)) >= 1 ? true : undefined), 30_000);
     console.log(`# store hung: ingest SERVICE_UNAVAILABLE after ${ingestMs.toFixed(0)} ms (S3_TIMEOUT_MS ${STORE_TIMEOUT_MS}), a search meanwhile in ${searchMs.toFixed(0)} ms, ${hung.connections()} connections held by the hung store`);
   } finally {
     await hung.close();
   }
   await restartStore();
-  await until('the outbox to drain', async () => {
-    const [row] = await rig.db.raw.query<{ n: number }>('SELECT count(*)::int AS n FROM pending_object_deletions WHERE object_key = ANY($1::text[])', [victim!.keys]);
-    return row!.n === 0 ? true : undefined;
-  }, 30_000);
-  for (const key of victim!.keys) assert.equal(await rig.store.exists(key), false, `${key} removed`);
+  await untilRemoved(victim!.keys);
   assert.equal(outcome(await rig.svc.gql(INGEST, { input: caseInput(40, 'S') }, 'writer')), 'ok');
   const totals = await assertInvariants(rig.db.raw, rig.store, { slicesPerCase: 3 });
   assert.equal(totals.cases, casesBefore - 1 + 1);
