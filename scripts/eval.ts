@@ -1,6 +1,10 @@
 /**
  * `npm run eval -- --set <folder> [--model models/fcdn-v2.onnx] [--out docs/evaluation-service.md]`
  *
+ * A set whose manifest says `"format": "lidc-hu-dicom"` (training/export_eval_set.py --lidc-hu)
+ * runs the DICOM mode instead (scripts/eval-dicom.ts: CT DICOM slices through the GraphQL API,
+ * per source, bootstrap intervals; default --out docs/evaluation-dicom.md; --rounds, --seed).
+ *
  * The product's own retrieval numbers: ingests an evaluation set (made by
  * training/export_eval_set.py from the LIDC folder; never committed) into a fresh in-memory
  * PGlite through the service layer (PNG decoding, ONNX inference, the Joint-distance SQL), then
@@ -35,8 +39,10 @@ const { values } = parseArgs({
   options: {
     set: { type: 'string' },
     model: { type: 'string', default: SHIPPED_MODEL },
-    out: { type: 'string', default: 'docs/evaluation-service.md' },
+    out: { type: 'string' },
     json: { type: 'string' },
+    rounds: { type: 'string', default: '1000' },
+    seed: { type: 'string', default: '1' },
   },
 });
 if (!values.set) {
@@ -45,6 +51,26 @@ if (!values.set) {
 }
 const setDir = path.resolve(values.set);
 const manifest = JSON.parse(fs.readFileSync(path.join(setDir, 'manifest.json'), 'utf8')) as { splitSeed: number; valFraction: number; cases: EvalCase[] };
+if ((manifest as { format?: string }).format === 'lidc-hu-dicom') {
+  const { runDicomEval } = await import('./eval-dicom.ts');
+  if (!/^[1-9]\d*$/.test(values.rounds!) || !/^\d+$/.test(values.seed!)) {
+    console.error('--rounds must be a positive integer and --seed a non-negative integer');
+    process.exit(2);
+  }
+  const model = path.relative(process.cwd(), path.resolve(values.model!));
+  const extra = [values.out ? ` --out ${values.out}` : '', values.rounds !== '1000' ? ` --rounds ${values.rounds}` : '', values.seed !== '1' ? ` --seed ${values.seed}` : ''].join('');
+  await runDicomEval(manifest as unknown as import('./eval-dicom.ts').HuManifest, {
+    setDir,
+    command: `npm run eval -- --set ${values.set} --model ${model}${extra}`,
+    modelPath: path.resolve(values.model!),
+    out: values.out ?? 'docs/evaluation-dicom.md',
+    json: values.json,
+    rounds: Number(values.rounds),
+    seed: Number(values.seed),
+  });
+  process.exit(0);
+}
+values.out ??= 'docs/evaluation-service.md';
 const log = pino({ level: 'warn' });
 const db = await openDatabase({});
 await migrate(db.raw);

@@ -3,13 +3,13 @@
  * wires repositories -> services -> GraphQL/HTTP, and starts the in-process reindex worker.
  * main.ts, worker.ts and the tests all build the service through here.
  */
-import crypto from 'node:crypto';
 import path from 'node:path';
 import type http from 'node:http';
 import pino, { type Logger } from 'pino';
 import { ApiKeyRing, embeddedAdminKey } from './auth/api-keys.ts';
 import { ImageUrlSigner } from './auth/image-urls.ts';
 import { UploadUrlSigner } from './auth/upload-urls.ts';
+import { urlSigningSecret } from './auth/url-secret.ts';
 import type { AppConfig } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrator.ts';
@@ -21,12 +21,15 @@ import { createServices, type Services } from './services/index.ts';
 import { ReindexWorker, type ReindexWorkerOptions } from './services/reindex-worker.ts';
 import { UploadSweeper } from './services/upload.service.ts';
 import { createObjectStore } from './storage/index.ts';
+import type { ObjectStore } from './storage/object-store.ts';
 
 export interface ServiceOverrides {
   log?: Logger;
   /** An already open database (tests share the test-database factory). */
   database?: Database;
   worker?: Partial<ReindexWorkerOptions>;
+  /** Wraps the configured object store (tests inject store faults through it). */
+  wrapStore?: (store: ObjectStore) => ObjectStore;
 }
 
 export interface RunningService {
@@ -41,6 +44,8 @@ export interface RunningService {
   /** The generated admin key when no keys are configured. */
   adminKey: string | null;
   close(): Promise<void>;
+  /** While close() runs: the part it is waiting for (for the log line of a shutdown that overruns its bound). */
+  closingStep(): string | null;
 }
 
 export async function startService(config: AppConfig, overrides: ServiceOverrides = {}): Promise<RunningService> {
@@ -60,13 +65,18 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
       log.info({ file: made.file }, made.created ? 'no FCDN_API_KEYS configured: created an admin key' : 'no FCDN_API_KEYS configured: using the admin key in the data folder');
     }
     const keyRing = new ApiKeyRing(keys);
-    const secret = config.urlSecret ?? crypto.createHash('sha256').update(`image-urls:${keys.map((k) => k.key).sort().join(',')}`).digest('hex');
+    // Never derived from the keys (issue 13, item 7): src/auth/url-secret.ts.
+    const urlSecret = urlSigningSecret({ configured: config.urlSecret, keysConfigured: config.apiKeys.length > 0, dataDir: config.dataDir });
+    if (urlSecret.created) log.info({ file: urlSecret.file }, 'no FCDN_URL_SECRET configured: created a URL signing secret in the data folder');
+    const secret = urlSecret.secret;
     const signer = new ImageUrlSigner(Buffer.from(secret));
 
-    const store = await createObjectStore(config);
+    const configured = await createObjectStore(config);
+    const store = overrides.wrapStore ? overrides.wrapStore(configured) : configured;
     const metrics = createMetrics({ poolStats: db.poolStats });
     const repos = createRepositories(db.prisma, {
       searchMethod: config.searchMethod,
+      sliceWindow: config.sliceWindow,
       onBlockRebuildError: (err) => log.warn({ err }, 'background rebuild of search blocks failed; searches stay exact (plain SQL for what is not in blocks) and it is retried after a later search'),
     });
     const preparer = new SlicePreparer({ ...config.decoding, onAbandoned: (reason) => metrics.decodeAbandoned.inc({ reason }) });
@@ -116,6 +126,11 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
     services.janitor.start();
 
     const handler = await createHttpApp({ config, services, keyRing, signer, metrics, log, db });
+    let closingStep: string | null = null;
+    const step = async (name: string, stop: () => Promise<void> | undefined) => {
+      closingStep = name;
+      await stop();
+    };
     return {
       config,
       db,
@@ -126,13 +141,15 @@ export async function startService(config: AppConfig, overrides: ServiceOverride
       handler: handler.listener,
       adminKey,
       async close() {
-        await worker?.stop();
-        await sweeper?.stop();
-        await services.janitor.stop();
-        await handler.stop();
-        await preparer.close();
-        if (!overrides.database) await db.close();
+        await step('the reindex worker', () => worker?.stop());
+        await step('the upload sweeper', () => sweeper?.stop());
+        await step('the object janitor', () => services.janitor.stop());
+        await step('the GraphQL server (requests in flight)', () => handler.stop());
+        await step('the slice decoding threads', () => preparer.close());
+        await step(`the ${db.kind} database`, () => (overrides.database ? undefined : db.close()));
+        closingStep = null;
       },
+      closingStep: () => closingStep,
     };
   } catch (err) {
     await closeOnFailure();

@@ -21,6 +21,12 @@ export interface S3Config {
   secretKey: string;
   bucket: string;
   region?: string;
+  /**
+   * S3_PUBLIC_URL: the endpoint as clients outside the service's network reach it (compose:
+   * http://localhost:9000, while the service talks to http://minio:9000). Presigned upload URLs
+   * name it; unset, they name endPoint.
+   */
+  publicEndPoint?: string;
   /** S3_TIMEOUT_MS: a connection to the store silent for this long is cut (the call is SERVICE_UNAVAILABLE). */
   timeoutMs: number;
 }
@@ -47,15 +53,23 @@ export interface AppConfig {
   apiKeys: ApiKey[];
   /** Largest accepted HTTP body; base64 images make requests large. */
   maxRequestBytes: number;
-  /** Secret for signed image URLs; default derived from the API keys. */
+  /** Secret for signed image and upload URLs (src/auth/url-secret.ts); required with configured API keys, else made in dataDir. */
   urlSecret?: string;
   /** Absolute base for imageUrl; default taken from the request's Host. */
   publicUrl?: string;
   logLevel: string;
   /** FCDN_SEARCH_METHOD (see searchMethodSetting). */
   searchMethod: SearchMethodSetting;
+  /** FCDN_SLICE_WINDOW: DL/DD use the centre slice and at most this many neighbours each side. */
+  sliceWindow: number;
   /** Run the reindex worker inside the API process (the embedded default does). */
   inProcessWorker: boolean;
+  /**
+   * FCDN_SHUTDOWN_TIMEOUT_MS: after SIGTERM/SIGINT the service closes in order (src/main.ts); if
+   * that has not finished after this long (a request waiting on a database that does not answer),
+   * it logs what was still open and exits with status 1.
+   */
+  shutdownTimeoutMs: number;
   /** GraphQL introspection (schema queries); default on, off when NODE_ENV=production. */
   introspection: boolean;
   /** Large uploads (createSliceUpload): URL lifetime, largest object, sweep interval of expired ones. */
@@ -82,7 +96,7 @@ export interface AppConfig {
 }
 
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const SHIPPED_MODEL = path.join(PROJECT_ROOT, 'models', 'fcdn-v2.onnx');
+export const SHIPPED_MODEL = path.join(PROJECT_ROOT, 'models', 'fcdn-v3.onnx');
 
 export class ConfigError extends Error {}
 
@@ -99,6 +113,21 @@ function searchMethodSetting(env: NodeJS.ProcessEnv): SearchMethodSetting {
   const value = (env.FCDN_SEARCH_METHOD || 'auto') as SearchMethodSetting;
   if (!SEARCH_METHODS.includes(value)) throw new ConfigError(`FCDN_SEARCH_METHOD must be auto, naive or blocks, got "${value}"`);
   return value;
+}
+
+/**
+ * FCDN_SLICE_WINDOW: the slice window of the Joint distance (PRODUCT.md): only slices at offsets
+ * -N..N of the query and of a stored case enter DL and DD; 1 = the paper's 3-slice cases. Cases
+ * may store more slices (for display); those never change a distance.
+ */
+export const DEFAULT_SLICE_WINDOW = 1;
+/** Offsets are limited to +-1000 (src/services/slice-input.ts), so a wider window means nothing more. */
+const MAX_SLICE_WINDOW = 1000;
+
+function sliceWindowSetting(env: NodeJS.ProcessEnv): number {
+  const n = integer('FCDN_SLICE_WINDOW', env.FCDN_SLICE_WINDOW, DEFAULT_SLICE_WINDOW, 0);
+  if (n > MAX_SLICE_WINDOW) throw new ConfigError(`FCDN_SLICE_WINDOW must be at most ${MAX_SLICE_WINDOW}, got "${n}"`);
+  return n;
 }
 
 export function parseApiKeys(value: string | undefined): ApiKey[] {
@@ -139,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
         secretKey: env.S3_SECRET_KEY ?? '',
         bucket: env.S3_BUCKET ?? 'fcdn-slices',
         region: env.S3_REGION,
+        publicEndPoint: env.S3_PUBLIC_URL || undefined,
         timeoutMs: integer('S3_TIMEOUT_MS', env.S3_TIMEOUT_MS, 10_000),
       }
     : undefined;
@@ -164,7 +194,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     publicUrl: env.FCDN_PUBLIC_URL || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
     searchMethod: searchMethodSetting(env),
+    sliceWindow: sliceWindowSetting(env),
     inProcessWorker: (env.FCDN_IN_PROCESS_WORKER ?? 'true') !== 'false',
+    shutdownTimeoutMs: integer('FCDN_SHUTDOWN_TIMEOUT_MS', env.FCDN_SHUTDOWN_TIMEOUT_MS, 10_000),
     introspection: boolean('FCDN_INTROSPECTION', env.FCDN_INTROSPECTION, env.NODE_ENV !== 'production'),
     uploads: {
       ttlSeconds: integer('FCDN_UPLOAD_TTL_SECONDS', env.FCDN_UPLOAD_TTL_SECONDS, 3600),

@@ -25,6 +25,7 @@ const db = await openDatabase({ databaseUrl: config.databaseUrl, timeouts: confi
 await migrate(db.raw);
 const repos = createRepositories(db.prisma, {
   searchMethod: config.searchMethod,
+  sliceWindow: config.sliceWindow,
   onBlockRebuildError: (err) => log.warn({ err }, 'background rebuild of search blocks failed'),
 });
 const store = await createObjectStore(config);

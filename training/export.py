@@ -33,7 +33,10 @@ PREPROCESSING = {
         "8bit": "already windowed: value / 255",
         "16bit": "raw HU stored as HU + 32768: HU = value - 32768, then windowed",
     },
-    "slices": "a case is its centre slice and up to 2 neighbours (offset 0 = centre)",
+    "dicom": "HU from RescaleSlope/Intercept, a 64x64 grid at 0.75 mm/pixel (PixelSpacing) centred on "
+             "centerX/centerY, triangle filter, air (-1200 HU) outside the image, rounded to whole HU",
+    "slices": "a case is its centre slice (offset 0) and its neighbours; the Joint distance uses the slice "
+              "window, offsets -N..N (FCDN_SLICE_WINDOW, default 1)",
 }
 
 

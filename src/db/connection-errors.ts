@@ -36,3 +36,29 @@ export async function retryReadOnDisconnect<T>(read: () => Promise<T>, retries =
     }
   }
 }
+
+/**
+ * A transaction the database aborted to break a deadlock (40P01) or a serialization conflict
+ * (40001); Prisma reports both as P2034 ("write conflict or a deadlock"). Running the whole
+ * transaction again is safe where it is all or nothing (issue 13, item 2).
+ */
+export function isDeadlockOrConflict(err: unknown): boolean {
+  for (let e = err as Record<string, any> | undefined, depth = 0; e && depth < 6; e = e.cause, depth++) {
+    if (e.code === 'P2034' || e.code === '40P01' || e.code === '40001') return true;
+    const code = String(e.meta?.code ?? e.meta?.driverAdapterError?.cause?.originalCode ?? '');
+    if (code === '40P01' || code === '40001') return true;
+  }
+  return false;
+}
+
+/** Runs an all-or-nothing transaction again (up to `retries` times) when the database aborted it for a deadlock. */
+export async function retryOnDeadlock<T>(transaction: () => Promise<T>, retries = 3, delayMs = 50): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await transaction();
+    } catch (err) {
+      if (attempt >= retries || !isDeadlockOrConflict(err)) throw err;
+      await new Promise((r) => setTimeout(r, delayMs * (attempt + 1) * (0.5 + Math.random())));
+    }
+  }
+}

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { lockDataDir } from './data-dir-lock.ts';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
@@ -139,7 +140,15 @@ function preparedStatementName(query: { sql: string }): string {
 
 async function openPglite(dir: string | undefined): Promise<Database> {
   if (dir) fs.mkdirSync(path.dirname(dir), { recursive: true });
-  const pglite = await PGlite.create({ dataDir: dir, extensions: { vector } });
+  // One process per folder: a second one stops here with a clear error (./data-dir-lock.ts).
+  const lock = dir ? lockDataDir(dir) : null;
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create({ dataDir: dir, extensions: { vector } });
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite), log: [{ emit: 'event', level: 'query' }] });
   return {
     kind: 'pglite',
@@ -147,8 +156,12 @@ async function openPglite(dir: string | undefined): Promise<Database> {
     raw: pgliteRawSql(pglite),
     onQuery: withQueryEvents(prisma),
     async close() {
-      await prisma.$disconnect();
-      await pglite.close();
+      try {
+        await prisma.$disconnect();
+        await pglite.close();
+      } finally {
+        lock?.release();
+      }
     },
   };
 }

@@ -3,6 +3,7 @@
  * (src/repositories/search-sql.ts); this reference exists so that tests can pin the SQL to the
  * formula, and so that clients can recompute a hit's distances from the returned codes.
  */
+import { DEFAULT_SLICE_WINDOW } from '../config.ts';
 
 /** A slice's three codes as '0'/'1' strings (bit i = character i). */
 export interface SliceCodeSet {
@@ -41,11 +42,27 @@ function minOverPairs(query: readonly string[], stored: readonly string[]): numb
 }
 
 /**
- * DL = min over slice pairs of H(layer 4); DM = H(layer 17) of the two centre slices (offset 0);
- * DD = min over slice pairs of H(layer 25); Joint = wS*DL + wM*DM + wD*DD (summed in that order,
- * as the SQL does, so floating-point results agree exactly).
+ * The slice window of N (FCDN_SLICE_WINDOW): the centre slice and at most N neighbours each side.
+ * Only these slices enter DL and DD; a case may store more (for display).
  */
-export function jointDistance(query: readonly SliceCodeSet[], stored: readonly SliceCodeSet[], weights: JointWeights = DEFAULT_WEIGHTS): JointDistance {
+export function inSliceWindow(offset: number, sliceWindow: number): boolean {
+  return Math.abs(offset) <= sliceWindow;
+}
+
+/**
+ * DL = min over slice pairs in the slice windows of H(layer 4); DM = H(layer 17) of the two
+ * centre slices (offset 0); DD = min over slice pairs in the windows of H(layer 25);
+ * Joint = wS*DL + wM*DM + wD*DD (summed in that order, as the SQL does, so floating-point
+ * results agree exactly).
+ */
+export function jointDistance(
+  query: readonly SliceCodeSet[],
+  stored: readonly SliceCodeSet[],
+  weights: JointWeights = DEFAULT_WEIGHTS,
+  sliceWindow: number = DEFAULT_SLICE_WINDOW,
+): JointDistance {
+  query = query.filter((s) => inSliceWindow(s.offset, sliceWindow));
+  stored = stored.filter((s) => inSliceWindow(s.offset, sliceWindow));
   const q0 = query.find((s) => s.offset === 0);
   const c0 = stored.find((s) => s.offset === 0);
   if (!q0 || !c0) throw new Error('both sides need a centre slice (offset 0)');

@@ -57,6 +57,9 @@ export function createApolloServer(log: Logger, metrics: Metrics, introspection:
     parseOptions: { maxTokens: MAX_TOKENS },
     plugins: [limitsPlugin, operationLogPlugin],
     includeStacktraceInErrorResponses: false,
+    // src/main.ts owns SIGTERM/SIGINT (ordered close, FCDN_SHUTDOWN_TIMEOUT_MS). Apollo's own handler
+    // would stop this server and re-raise the signal, killing the process mid-close.
+    stopOnTerminationSignals: false,
     formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
       const original = unwrapResolverError(error);
       let result = formatted;

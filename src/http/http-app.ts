@@ -1,6 +1,6 @@
 /**
  * The HTTP surface: POST /graphql, GET /healthz, GET /metrics, GET / (the results page), and GET /images/slices/:id.png
- * (signed URLs from Slice.imageUrl).
+ * (signed URLs from Slice.imageUrl: the stored original; with ?window= from Slice.displayUrl: its 8-bit display rendition).
  */
 import type http from 'node:http';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -9,8 +9,10 @@ import type { Logger } from 'pino';
 import type { ApiKeyRing } from '../auth/api-keys.ts';
 import type { ImageUrlSigner } from '../auth/image-urls.ts';
 import type { AppConfig } from '../config.ts';
+import { isDatabaseUnavailable } from '../db/connection-errors.ts';
 import type { Database } from '../db/database.ts';
-import { DomainError, NotFoundError } from '../errors.ts';
+import { BadInputError, DomainError, NotFoundError } from '../errors.ts';
+import { parseDisplayWindow } from '../inference/display.ts';
 import { createContext } from '../resolvers/context.ts';
 import { createLoaders } from '../resolvers/loaders.ts';
 import type { Services } from '../services/index.ts';
@@ -41,13 +43,18 @@ export async function createHttpApp(d: HttpDeps): Promise<{ listener: http.Reque
   await apollo.start();
 
   app.get('/healthz', async (_req, res) => {
+    let databaseAnswered = false;
     try {
       await d.db.raw.query('SELECT 1');
+      databaseAnswered = true;
       const model = await d.services.models.active();
       res.json({ status: 'ok', database: d.db.kind, objectStore: d.services.store.kind, model: model.version.name, executionProvider: model.encoder.executionProvider });
     } catch (err) {
-      requestLog(res, d.log).warn({ err }, 'health check failed');
-      res.status(503).json({ status: 'unavailable', error: (err as Error).message });
+      // No key is needed here, so the answer is a code only; the error's own text (hosts, users,
+      // paths) goes to the log (issue 13, item 11).
+      const error = isDatabaseUnavailable(err) || !databaseAnswered ? 'DATABASE_UNAVAILABLE' : 'MODEL_UNAVAILABLE';
+      requestLog(res, d.log).warn({ err, error }, 'health check failed');
+      res.status(503).json({ status: 'unavailable', error });
     }
   });
 
@@ -66,11 +73,16 @@ export async function createHttpApp(d: HttpDeps): Promise<{ listener: http.Reque
         res.status(403).json({ error: 'the image URL is invalid or has expired; ask the API for a new imageUrl' });
         return;
       }
-      const slice = await d.services.repos.slices.findById(sliceId);
-      if (!slice) throw new NotFoundError('no such slice');
-      const png = await d.services.store.get(slice.imageKey);
+      // ?window=lung|mediastinal: the 8-bit display rendition (Slice.displayUrl); without it the
+      // stored original (Slice.imageUrl). The signature covers the slice, not the rendition.
+      const window = req.query.window == null ? null : parseDisplayWindow(String(req.query.window));
+      const png = await d.services.display.slicePng(sliceId, window);
       res.type('image/png').set('Cache-Control', 'private, max-age=3600').send(png);
     } catch (err) {
+      if (err instanceof BadInputError) {
+        res.status(400).json({ error: err.message, code: err.code });
+        return;
+      }
       next(err);
     }
   });

@@ -182,16 +182,17 @@ function inflater(byteArray: Uint8Array, position: number): Uint8Array {
   return Buffer.concat([byteArray.subarray(0, position), inflated]);
 }
 
-export function decodeDicomCt(bytes: Buffer): DicomCtSlice {
+/** onHeader: called with Rows x Columns once they are checked, before the pixel data is read or decoded. */
+export function decodeDicomCt(bytes: Buffer, onHeader?: (pixels: number) => void): DicomCtSlice {
   try {
-    return decodeChecked(bytes);
+    return decodeChecked(bytes, onHeader);
   } catch (e) {
     if (e instanceof BadInputError) throw e;
     throw bad(`it could not be parsed (${describeThrown(e)})`);
   }
 }
 
-function decodeChecked(bytes: Buffer): DicomCtSlice {
+function decodeChecked(bytes: Buffer, onHeader?: (pixels: number) => void): DicomCtSlice {
   if (!isDicomPart10(bytes)) throw bad('the data has no "DICM" marker at byte 128');
   const transferSyntaxUid = readTransferSyntax(bytes);
   let ds: DataSet;
@@ -232,6 +233,8 @@ function decodeChecked(bytes: Buffer): DicomCtSlice {
 
   // Cheap checks before any decoding.
   const pixelSpacingMm = readSpacing(ds);
+  // The decoding thread's deadline grows with the checked size (slice-preparer.ts).
+  onHeader?.(rows * columns);
   // ds.byteArray: the inflated file for the deflated syntax, else the upload itself.
   const pixels = pixelBytes(Buffer.from(ds.byteArray.buffer, ds.byteArray.byteOffset, ds.byteArray.byteLength), ds, transferSyntaxUid, { rows, columns, bitsAllocated });
   const view = new DataView(pixels.buffer, pixels.byteOffset, pixels.byteLength);

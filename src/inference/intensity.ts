@@ -48,3 +48,55 @@ export function quantizeSamples(values: ArrayLike<number>, scale: IntensityScale
 export function huToPng16(hu: number): number {
   return hu + PNG16_HU_OFFSET;
 }
+
+/**
+ * What a 16-bit PNG of CT may hold (issue 12): HU + 32768 with HU in [PLAUSIBLE_HU_MIN,
+ * PLAUSIBLE_HU_MAX] (samples 29696..36863). That takes every scanner's stored range, the
+ * -3024/-2048 padding outside the field of view included, with room above bone (+3100).
+ * A window-scaled 16-bit PNG (the windowed intensity x 65535, as the LIDC folder's files are)
+ * puts nearly all of a lung patch far outside it: air near 0, soft tissue near 60000.
+ */
+export const PLAUSIBLE_HU_MIN = -3072;
+export const PLAUSIBLE_HU_MAX = 4095;
+/** More than this share of samples outside the plausible range refuses the image (metal may be). */
+export const MAX_IMPLAUSIBLE_SHARE = 0.05;
+/** Lung parenchyma is about -850 HU and air -1000: a patch mostly below this is not HU + 32768. */
+export const DARKEST_MEDIAN_HU = -1150;
+
+/** How to send CT in PNG, for the messages that refuse a 16-bit PNG. */
+export const PNG16_HOW_TO_SEND =
+  'Send windowed images as 8-bit PNG (intensities 0-255), or HU as 16-bit PNG with each value = HU + 32768 ' +
+  '(air -1000 HU = 31768, water 0 HU = 32768), or the DICOM slice itself.';
+
+/**
+ * Why 16-bit samples (file units, 0..65535) are not plausible CT in HU + 32768, or null when
+ * they are: more than MAX_IMPLAUSIBLE_SHARE outside [PLAUSIBLE_HU_MIN, PLAUSIBLE_HU_MAX], or
+ * more than half darker than DARKEST_MEDIAN_HU.
+ */
+export function implausibleHu16(samples: ArrayLike<number>): string | null {
+  const n = samples.length;
+  if (n === 0) return null;
+  const lo = PLAUSIBLE_HU_MIN + PNG16_HU_OFFSET;
+  const hi = PLAUSIBLE_HU_MAX + PNG16_HU_OFFSET;
+  const dark = DARKEST_MEDIAN_HU + PNG16_HU_OFFSET;
+  let outside = 0;
+  let darker = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const v = samples[i]!;
+    if (v < lo || v > hi) outside++;
+    if (v < dark) darker++;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const pct = (k: number) => `${Math.round((100 * k) / n)}%`;
+  const span = `its values span ${Math.round(min)}..${Math.round(max)}`;
+  if (outside > n * MAX_IMPLAUSIBLE_SHARE) {
+    return `${span} and ${pct(outside)} of them are outside HU + 32768 for CT (${lo}..${hi}, i.e. ${PLAUSIBLE_HU_MIN} to ${PLAUSIBLE_HU_MAX} HU); it looks window-scaled or otherwise not in HU + 32768`;
+  }
+  if (darker > n / 2) {
+    return `${span} and ${pct(darker)} of them are below ${dark} (${DARKEST_MEDIAN_HU} HU, darker than air) as HU + 32768; it looks window-scaled or otherwise not in HU + 32768`;
+  }
+  return null;
+}

@@ -9,8 +9,8 @@
  */
 import { BadInputError } from '../errors.ts';
 import { decodeDicomCt, dicomPatchHu, isDicomPart10, resolveCentre, DICOM_ACCEPTED } from './dicom.ts';
-import { PNG16_HU_OFFSET, quantizeSamples, samplesToPatch, type IntensityScale } from './intensity.ts';
-import { decodePng, encodeGrayPng, isPng, PNG_ACCEPTED } from './png.ts';
+import { implausibleHu16, PNG16_HOW_TO_SEND, PNG16_HU_OFFSET, quantizeSamples, samplesToPatch, type IntensityScale } from './intensity.ts';
+import { decodePng, encodeGrayPng, isPng, PNG_ACCEPTED, readPngHeader } from './png.ts';
 import { toSquarePatch } from './resample.ts';
 import type { ModelCard, PreparedSlice, SliceImage } from './types.ts';
 
@@ -60,7 +60,11 @@ function finish(samples: Float64Array, size: number, scale: IntensityScale, offs
   };
 }
 
-export function prepareSlice(image: SliceImage, card: ModelCard): PreparedSlice {
+/**
+ * onHeader: called with the pixel count the image's checked header declares, before the image
+ * data is decoded (the decoding thread's deadline grows with it, slice-preparer.ts).
+ */
+export function prepareSlice(image: SliceImage, card: ModelCard, onHeader?: (pixels: number) => void): PreparedSlice {
   const size = checkCard(card);
   const { data, offset } = image;
   if (!Number.isSafeInteger(offset)) throw new BadInputError(`Slice offset ${offset} is not an integer`);
@@ -77,12 +81,26 @@ export function prepareSlice(image: SliceImage, card: ModelCard): PreparedSlice 
           'centerX/centerY apply to DICOM input only; a PNG must already be a patch centred on the nodule.',
         );
       }
+      if (onHeader) {
+        let header: ReturnType<typeof readPngHeader> | null = null;
+        try {
+          header = readPngHeader(bytes);
+        } catch {
+          // decodePng refuses it with its own message.
+        }
+        if (header) onHeader(header.width * header.height);
+      }
       const png = decodePng(bytes);
+      if (png.bitDepth === 16 && !image.stored) {
+        // The 16-bit convention is HU + 32768; a window-scaled 16-bit file would be read as wrong HU.
+        const why = implausibleHu16(png.raster.data);
+        if (why) throw new BadInputError(`16-bit PNG refused: ${why}. ${PNG16_HOW_TO_SEND}`);
+      }
       const patch = toSquarePatch(png.raster, size);
       return finish(patch.data, size, png.bitDepth === 8 ? 'windowed8' : 'hu16', offset);
     }
     case 'dicom': {
-      const slice = decodeDicomCt(bytes);
+      const slice = decodeDicomCt(bytes, onHeader);
       const hu = dicomPatchHu(slice, size, resolveCentre(slice, image.centerX, image.centerY));
       const samples = hu.data.map((v) => v + PNG16_HU_OFFSET);
       return { ...finish(samples, size, 'hu16', offset), dicom: slice.identifiers };

@@ -10,7 +10,9 @@ parentPort.postMessage({ ready: true });
 
 parentPort.on('message', ({ image, card }) => {
   try {
-    const slice = prepareSlice({ ...image, data: Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength) }, card);
+    // The checked header's pixel count goes to the parent before decoding: its deadline grows with it.
+    const onHeader = (pixels) => parentPort.postMessage({ header: true, pixels });
+    const slice = prepareSlice({ ...image, data: Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength) }, card, onHeader);
     // Own ArrayBuffers, to transfer (a Buffer or a view may share a larger one).
     const storedPng = new Uint8Array(slice.storedPng);
     const patch = new Float32Array(slice.patch);

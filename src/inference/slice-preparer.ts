@@ -36,8 +36,26 @@ interface Task {
 /** A thread that has not loaded its decoders within this long is broken, not slow. */
 const STARTUP_TIMEOUT_MS = 60_000;
 
+/**
+ * The deadline by size (issue 13, item 13): images up to this many pixels (2048x2048) have
+ * `timeoutMs`; a larger one has it times its pixels over this, so the largest accepted image
+ * (4096x4096) has 4 x timeoutMs: 12 s at the default, where a 4096x4096 JPEG 2000 slice takes
+ * 3.2-5.5 s on the 2-core machine. The count is the one the checked header declares (Rows x
+ * Columns, PNG IHDR), reported by the thread before it decodes; a slice stuck before its header
+ * is read, or declaring a small image, keeps `timeoutMs`.
+ */
+export const DEADLINE_BASE_PIXELS = 2048 * 2048;
+const DEADLINE_MAX_PIXELS = 4096 * 4096;
+
+/** The deadline of a slice whose checked header declares `pixels`. */
+export function decodeDeadlineMs(timeoutMs: number, pixels: number): number {
+  const counted = Math.min(Math.max(pixels, 0), DEADLINE_MAX_PIXELS);
+  return Math.round(timeoutMs * Math.max(1, counted / DEADLINE_BASE_PIXELS));
+}
+
 type Reply =
   | { ready: true }
+  | { header: true; pixels: number }
   | { ok: true; slice: { offset: number; patch: Float32Array; storedPng: Uint8Array; dicom?: PreparedSlice['dicom'] } }
   | { ok: false; badInput: boolean; message: string };
 
@@ -46,6 +64,9 @@ class DecodeThread {
   private readonly worker: Worker;
   private task: Task | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** When the current slice's deadline started counting, and how long it is. */
+  private startedAt = 0;
+  private deadlineMs = 0;
   /** Set once the thread has loaded the decoders; the deadline never counts that start-up. */
   private ready = false;
   dead = false;
@@ -59,6 +80,7 @@ class DecodeThread {
     });
     this.worker.unref();
     this.worker.on('message', (reply: Reply) => {
+      if ('header' in reply) return this.extendDeadline(reply.pixels);
       if (!('ready' in reply)) return this.finish(reply);
       this.ready = true;
       if (this.task) this.startDeadline();
@@ -87,14 +109,27 @@ class DecodeThread {
 
   /** The deadline runs from when this thread can start the slice, not from when it was queued. */
   private startDeadline(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.options.onAbandoned?.('timeout');
-      this.abandon(new BadInputError(`decoding the image took longer than ${this.options.timeoutMs} ms and was stopped; the file is probably corrupt`));
-    }, this.options.timeoutMs);
+    this.startedAt = Date.now();
+    this.armDeadline(this.options.timeoutMs);
   }
 
-  private finish(reply: Exclude<Reply, { ready: true }>): void {
+  /** The thread read the slice's header: a large image gets a longer deadline, counted from the same start. */
+  private extendDeadline(pixels: number): void {
+    if (!this.task || !this.ready || !Number.isFinite(pixels)) return;
+    const ms = decodeDeadlineMs(this.options.timeoutMs, pixels);
+    if (ms > this.deadlineMs) this.armDeadline(ms);
+  }
+
+  private armDeadline(ms: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.deadlineMs = ms;
+    this.timer = setTimeout(() => {
+      this.options.onAbandoned?.('timeout');
+      this.abandon(new BadInputError(`decoding the image took longer than ${ms} ms and was stopped; the file is probably corrupt`));
+    }, Math.max(0, this.startedAt + ms - Date.now()));
+  }
+
+  private finish(reply: Exclude<Reply, { ready: true } | { header: true }>): void {
     const task = this.take();
     if (!task) return;
     if (reply.ok) {

@@ -8,6 +8,12 @@ export interface SliceImage {
   /** DICOM only: nodule centre in pixel coordinates; default the image centre. */
   centerX?: number;
   centerY?: number;
+  /**
+   * An image this service stored itself (reindex re-encodes it): it was accepted when it came in,
+   * so checks of the upload's conventions added later (the 16-bit HU + 32768 plausibility) must
+   * not refuse it now and block a reindex of the whole archive.
+   */
+  stored?: boolean;
 }
 
 /** DICOM identifiers we keep (UIDs only; never names, ids, dates of birth...). */

@@ -128,4 +128,28 @@ export class CaseRepository {
     const { count } = await db.noduleCase.deleteMany({ where: { id } });
     return count > 0;
   }
+
+  /**
+   * Locks the case row (FOR UPDATE) of this externalId for the caller's transaction; its id, or
+   * null when there is none. A re-ingest takes it before it touches the old slices, so that it
+   * and deleteCase lock in one order, case row first (issue 13, item 9).
+   */
+  async lockByExternalId(tx: Executor, externalId: string): Promise<number | null> {
+    const rows = await tx.$queryRawUnsafe<{ id: number }[]>('SELECT id FROM nodule_cases WHERE external_id = $1 FOR UPDATE', externalId);
+    return rows[0]?.id ?? null;
+  }
+
+  /**
+   * Deletes the case in the caller's transaction and returns the image keys of the slices it
+   * had, or null when there is no such case. The case row is locked first, and the keys are those
+   * of the slices actually deleted (DELETE ... RETURNING, after the lock), so a re-ingest that
+   * committed while we waited cannot leave its new images unaccounted for (issue 13, item 9).
+   */
+  async deleteReturningImageKeys(tx: Executor, id: number): Promise<string[] | null> {
+    const locked = await tx.$queryRawUnsafe<{ id: number }[]>('SELECT id FROM nodule_cases WHERE id = $1 FOR UPDATE', id);
+    if (locked.length === 0) return null;
+    const slices = await tx.$queryRawUnsafe<{ key: string }[]>('DELETE FROM slices WHERE case_id = $1 RETURNING image_key AS key', id);
+    await tx.$executeRawUnsafe('DELETE FROM nodule_cases WHERE id = $1', id);
+    return slices.map((s) => s.key);
+  }
 }

@@ -13,6 +13,8 @@ import { UploadRepository } from './upload.repository.ts';
 
 export interface RepositoryOptions {
   searchMethod?: SearchMethodSetting;
+  /** AppConfig.sliceWindow (FCDN_SLICE_WINDOW); default DEFAULT_SLICE_WINDOW. */
+  sliceWindow?: number;
   /** Where a failed background rebuild of the search blocks is reported (the service's logger). */
   onBlockRebuildError?: (err: unknown) => void;
 }
@@ -28,7 +30,7 @@ export function createRepositories(prisma: PrismaClient, options: RepositoryOpti
     jobs: new ReindexJobRepository(prisma),
     objectDeletions: new ObjectDeletionRepository(prisma),
     searchLog: new SearchLogRepository(prisma),
-    search: new SearchRepository(prisma, { method: options.searchMethod, maintenance: options.onBlockRebuildError ? { onError: options.onBlockRebuildError } : {} }),
+    search: new SearchRepository(prisma, { method: options.searchMethod, sliceWindow: options.sliceWindow, maintenance: options.onBlockRebuildError ? { onError: options.onBlockRebuildError } : {} }),
     uploads: new UploadRepository(prisma),
   };
 }

@@ -35,6 +35,19 @@ export class ModelRepository {
     });
   }
 
+  /**
+   * The locks of a model switch, in the one order every writer uses (issue 13, items 1 and 2):
+   * first the active model's row, the row an ingest holds FOR SHARE for its whole transaction
+   * (so the switch waits for ingests in flight, and new ones wait for the switch), then `slices`
+   * in SHARE mode (no slice can be added or removed until the switch commits). An ingest locks
+   * the model row and then writes slices, so the two can wait for each other but never deadlock.
+   * Call it first in the switch's transaction, before checking for missing codes.
+   */
+  async lockForSwitch(tx: Executor): Promise<void> {
+    await tx.$queryRawUnsafe('SELECT id FROM model_versions WHERE active FOR NO KEY UPDATE');
+    await tx.$executeRawUnsafe('LOCK TABLE slices IN SHARE MODE');
+  }
+
   async activate(db: Executor, id: number): Promise<ModelVersion> {
     await db.modelVersion.updateMany({ where: { active: true, NOT: { id } }, data: { active: false } });
     return db.modelVersion.update({ where: { id }, data: { active: true } });

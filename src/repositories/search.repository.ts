@@ -4,15 +4,15 @@
  * (Postgres with scripts/install-fcdn-search.sh), else `naive` (PGlite, or a Postgres without it).
  * Every method it may choose is exact and returns the same rows, ties included.
  */
-import type { SearchMethodSetting } from '../config.ts';
+import { DEFAULT_SLICE_WINDOW, type SearchMethodSetting } from '../config.ts';
 import type { JointWeights } from '../domain/joint-distance.ts';
 import type { CaseFilter } from './case.repository.ts';
 import type { PrismaClient } from './executor.ts';
 import { BlockMaintenance, isSqlState, type BlockMaintenanceOptions } from './search-methods/blocks.ts';
-import { BLOCKS_AVAILABLE_SQL, BLOCKS_SEARCH_SQL, HNSW_RERANK_SEARCH_SQL, JOINT_DISTANCE_SEARCH_SQL, NO_BLOCKS_SQLSTATE } from './search-sql.ts';
+import { BLOCKS_AVAILABLE_SQL, BLOCKS_SEARCH_SQL, BLOCKS_TIE_COUNT_SQL, HNSW_RERANK_SEARCH_SQL, JOINT_DISTANCE_SEARCH_SQL, JOINT_TIE_COUNT_SQL, NO_BLOCKS_SQLSTATE } from './search-sql.ts';
 
 export interface QueryCodes {
-  /** Layer-4 and layer-25 codes of every query slice; layer-17 code of the centre slice. */
+  /** Layer-4 and layer-25 codes of every query slice in the slice window; layer-17 code of the centre slice. */
   shallow: string[];
   middle: string;
   deep: string[];
@@ -43,6 +43,8 @@ export type SearchMethod = ExactSearchMethod | 'hnsw';
 export interface SearchRepositoryOptions {
   /** AppConfig.searchMethod (FCDN_SEARCH_METHOD); default auto. */
   method?: SearchMethodSetting;
+  /** AppConfig.sliceWindow (FCDN_SLICE_WINDOW): stored slices at |offset| <= N take part; default DEFAULT_SLICE_WINDOW. */
+  sliceWindow?: number;
   /** Rebuild blocks in the background when missing or too dirty (default true). */
   autoMaintain?: boolean;
   maintenance?: BlockMaintenanceOptions;
@@ -58,9 +60,16 @@ export interface HnswOptions {
 type Row = { caseId: number; dl: number; dm: number; dd: number; joint: number };
 
 const RECHECK_MISSING_MS = 60_000;
+/** fcdn_search.topk's largest k (MAX_K in pg/fcdn_search/fcdn_search.c). */
+const BLOCKS_MAX_K = 1_000_000;
 
 export class SearchRepository {
   readonly blocks: BlockMaintenance;
+  /**
+   * The slice window N this repository ranks with (stored side; the blocks are packed with it).
+   * Callers give query codes of the query's window only (SearchService cuts them with this N).
+   */
+  readonly sliceWindow: number;
   private readonly setting: SearchMethodSetting;
   private readonly autoMaintain: boolean;
   private available: { value: boolean; at: number } | null = null;
@@ -71,7 +80,9 @@ export class SearchRepository {
   ) {
     this.setting = options.method ?? 'auto';
     this.autoMaintain = options.autoMaintain ?? true;
-    this.blocks = new BlockMaintenance(prisma, options.maintenance);
+    this.sliceWindow = options.sliceWindow ?? DEFAULT_SLICE_WINDOW;
+    if (!Number.isInteger(this.sliceWindow) || this.sliceWindow < 0) throw new Error(`slice window must be an integer >= 0, got ${this.sliceWindow}`);
+    this.blocks = new BlockMaintenance(prisma, this.sliceWindow, options.maintenance);
   }
 
   /** Is the fcdn_search extension installed in this database? (Re-checked a minute after a no.) */
@@ -113,16 +124,43 @@ export class SearchRepository {
       return hits;
     } catch (err) {
       if (!isSqlState(err, NO_BLOCKS_SQLSTATE, 'fcdn_search: no blocks for model')) throw err;
-      // Not built yet (a new model, a fresh database): the plain SQL answers; build them now.
+      // Not built yet (a new model, a fresh database) or packed with another slice window: the
+      // plain SQL answers; build them (for this window) now.
       if (this.autoMaintain) this.blocks.maybeMaintain(s.modelId, true);
       return this.run(JOINT_DISTANCE_SEARCH_SQL, s);
     }
   }
 
-  private async run(sql: string, s: JointSearch, extra: unknown[] = [], db: PrismaClient = this.prisma): Promise<RankedCase[]> {
+  /**
+   * How many eligible cases have exactly this Joint distance, hits included: the size of a tie
+   * group, exact (SimilarCasesResult.tiedAtCutoff). `joint` must come from a search by the method
+   * in use with the same query. With `blocks`, the top k' of the same search with k' doubling
+   * from 2k until a row past `joint` shows up (or fewer rows than asked come back): the C heap
+   * keeps each step cheap, and the cost grows with the size of the group, not of the archive.
+   * With `naive` (or past topk's largest k), JOINT_TIE_COUNT_SQL: one scan, like the search.
+   */
+  async countAtJoint(s: JointSearch, joint: number): Promise<number> {
+    if ((await this.method()) === 'blocks') {
+      try {
+        for (let limit = Math.max(2 * s.k, 64); limit <= BLOCKS_MAX_K; limit *= 2) {
+          const [row] = await this.prisma.$queryRawUnsafe<{ tied: number; ranked: number; last: number | null }[]>(
+            BLOCKS_TIE_COUNT_SQL, ...this.params({ ...s, k: limit }), joint);
+          if (!row) break;
+          if (Number(row.ranked) < limit || Number(row.last) > joint) return Number(row.tied);
+        }
+      } catch (err) {
+        // No blocks for this model and window (yet): the plain SQL below counts.
+        if (!isSqlState(err, NO_BLOCKS_SQLSTATE, 'fcdn_search: no blocks for model')) throw err;
+      }
+    }
+    const [row] = await this.prisma.$queryRawUnsafe<{ n: number }[]>(JOINT_TIE_COUNT_SQL, ...this.params({ ...s, k: null }), joint);
+    return Number(row?.n ?? 0);
+  }
+
+  /** $1..$15 of every search SQL (search-sql.ts); k null: no limit. */
+  private params(s: Omit<JointSearch, 'k'> & { k: number | null }): unknown[] {
     const f = s.filter ?? {};
-    const rows = await db.$queryRawUnsafe<Row[]>(
-      sql,
+    return [
       s.query.shallow,
       s.query.middle,
       s.query.deep,
@@ -137,8 +175,12 @@ export class SearchRepository {
       f.minDiameterMm ?? null,
       f.maxDiameterMm ?? null,
       f.patientKey ?? null,
-      ...extra,
-    );
+      this.sliceWindow,
+    ];
+  }
+
+  private async run(sql: string, s: JointSearch, extra: unknown[] = [], db: PrismaClient = this.prisma): Promise<RankedCase[]> {
+    const rows = await db.$queryRawUnsafe<Row[]>(sql, ...this.params(s), ...extra);
     return rows.map((r) => ({
       caseId: Number(r.caseId),
       shallowDistance: Number(r.dl),

@@ -1,3 +1,4 @@
+import { NotFoundError } from '../errors.ts';
 import type { AttachReportInput } from '../services/case.service.ts';
 import type { IngestCaseInput } from '../services/ingest.service.ts';
 import type { GraphQLContext } from './context.ts';
@@ -7,7 +8,10 @@ export const Mutation = {
   async ingestCase(_: unknown, { input }: { input: IngestCaseInput }, ctx: GraphQLContext) {
     ctx.require('writer');
     const id = await ctx.services.ingest.ingestCase(input);
-    return ctx.loaders.caseById.load(id);
+    const stored = await ctx.loaders.caseById.load(id);
+    // A deleteCase that ran right after the commit wins; say so rather than return null.
+    if (!stored) throw new NotFoundError(`case ${id} was stored and then deleted by a concurrent deleteCase before it could be read back`);
+    return stored;
   },
 
   async createSliceUpload(_: unknown, { contentType, byteLength }: { contentType: string; byteLength: number }, ctx: GraphQLContext) {

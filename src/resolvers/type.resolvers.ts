@@ -2,6 +2,8 @@
 import type * as db from '../generated/prisma/client.ts';
 import type { CaseRecord, StudyRecord } from '../repositories/case.repository.ts';
 import type { RankedCase } from '../repositories/search.repository.ts';
+import { parseDisplayWindow } from '../inference/display.ts';
+import type { SimilarCasesAnswer } from '../services/search.service.ts';
 import type { GraphQLContext } from './context.ts';
 import { codeKey } from './loaders.ts';
 import { optionalId } from './ids.ts';
@@ -15,6 +17,8 @@ export const NoduleCase = {
 export const Slice = {
   offset: (s: db.Slice) => s.sliceOffset,
   imageUrl: (s: db.Slice, _: unknown, ctx: GraphQLContext) => ctx.imageUrl(s.id),
+  /** The same signed URL with ?window=: the /images route renders it (services/display-images.ts). */
+  displayUrl: (s: db.Slice, { window }: { window?: string | null }, ctx: GraphQLContext) => `${ctx.imageUrl(s.id)}&window=${parseDisplayWindow(window)}`,
   async codes(s: db.Slice, { modelId }: { modelId?: string | null }, ctx: GraphQLContext) {
     const model = optionalId(modelId, 'modelId') ?? (await ctx.loaders.activeModel())?.id;
     if (model == null) return null;
@@ -32,14 +36,22 @@ export const DiagnosticReport = {
   case: (r: db.DiagnosticReport, _: unknown, ctx: GraphQLContext) => (r.caseId == null ? null : ctx.loaders.caseById.load(r.caseId)),
 };
 
+export const SimilarCasesResult = {
+  queryPreviews: (r: SimilarCasesAnswer, { window }: { window?: string | null }, ctx: GraphQLContext) => {
+    if (!r.queryImages) return null;
+    const inWindow = new Map(r.queryImages.map((q) => [q.offset, q.inSliceWindow]));
+    return ctx.services.display.queryPreviews(r.queryImages, parseDisplayWindow(window)).map((p) => ({ ...p, inSliceWindow: inWindow.get(p.offset) }));
+  },
+};
+
 export const SimilarCaseHit = {
   case: (h: RankedCase, _: unknown, ctx: GraphQLContext) => ctx.loaders.caseById.load(h.caseId),
 };
 
 export const ModelVersion = {
-  /** The provider of the loaded session; a registered model whose file is gone says so instead of failing the list. */
+  /** The provider of the loaded session; 'unavailable' (its load failed) or 'not loaded' instead of loading one for a listing. */
   async executionProvider(m: db.ModelVersion, _: unknown, ctx: GraphQLContext) {
-    return ctx.services.models.encoder(m).then((e) => e.executionProvider, () => 'unavailable');
+    return ctx.services.models.executionProvider(m);
   },
 };
 

@@ -67,8 +67,10 @@ export class CaseService {
    */
   async delete(id: number): Promise<boolean> {
     const keys = await this.repos.prisma.$transaction(async (tx) => {
-      const keys = (await this.repos.slices.findByCaseIds([id], tx)).map((s) => s.imageKey);
-      if (!(await this.repos.cases.delete(tx, id))) return null;
+      // The keys of the slices this transaction deletes, read after the case row is locked: a
+      // re-ingest that commits meanwhile cannot leave its new images unscheduled (issue 13, item 9).
+      const keys = await this.repos.cases.deleteReturningImageKeys(tx, id);
+      if (!keys) return null;
       await this.repos.objectDeletions.schedule(tx, keys, 0);
       return keys;
     });

@@ -4,6 +4,7 @@ import { UploadUrlSigner } from '../auth/upload-urls.ts';
 import type { Repositories } from '../repositories/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { CaseService } from './case.service.ts';
+import { DisplayImageService } from './display-images.ts';
 import { IngestService, type OnIngest } from './ingest.service.ts';
 import { ModelService } from './model.service.ts';
 import { DEFAULT_JANITOR_OPTIONS, ObjectJanitor, type ObjectJanitorOptions } from './object-janitor.ts';
@@ -42,6 +43,7 @@ export function createServices(d: ServiceDeps) {
     search: new SearchService(d.repos, models, d.prepare, d.log, d.onSearch),
     cases: new CaseService(d.repos, d.store, d.log, janitor),
     reindex: new ReindexService(d.repos, models, d.wakeReindexWorker),
+    display: new DisplayImageService(d.repos, d.store),
   };
 }
 

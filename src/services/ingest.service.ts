@@ -7,6 +7,7 @@
  */
 import crypto from 'node:crypto';
 import type { Logger } from 'pino';
+import { retryOnDeadlock } from '../db/connection-errors.ts';
 import { BadInputError, UnavailableError } from '../errors.ts';
 import type { PreparedSlice } from '../inference/types.ts';
 import type { MalignancyClass } from '../repositories/case.repository.ts';
@@ -131,9 +132,16 @@ export class IngestService {
     // leaves nothing behind once the grace period is over (ObjectJanitor).
     await this.repos.objectDeletions.schedule(this.repos.prisma, keys, this.janitor.options.uploadGraceMs);
     try {
-      await Promise.all(slices.map((s, i) => this.store.put(keys[i]!, s.storedPng, 'image/png')));
-      const caseId = await this.repos.prisma.$transaction(
+      // Every put settles before a failure is thrown: the discard below must not run while some
+      // are still in flight, or they land after it and stay (issue 13, item 6).
+      const puts = await Promise.allSettled(slices.map((s, i) => this.store.put(keys[i]!, s.storedPng, 'image/png')));
+      const failedPut = puts.find((p): p is PromiseRejectedResult => p.status === 'rejected');
+      if (failedPut) throw failedPut.reason;
+      // All or nothing, its images already stored and still on the outbox: safe to run again when
+      // the database aborted it to break a deadlock (issue 13, item 2).
+      const caseId = await retryOnDeadlock(() => this.repos.prisma.$transaction(
         async (tx) => {
+          oldKeys = [];
           // Lock the active model row: a reindex that activates another model waits for us, and
           // if one did so while we encoded, we encode again rather than store stale codes.
           const [active] = await tx.$queryRawUnsafe<{ id: number }[]>('SELECT id FROM model_versions WHERE active FOR SHARE');
@@ -155,10 +163,12 @@ export class IngestService {
             diameterMm: input.diameterMm ?? null,
             findings: (input.findings ?? null) as never,
           };
-          const existing = input.externalId ? await this.repos.cases.findByExternalId(input.externalId, tx) : null;
+          // The case row is locked before its old slices are touched: deleteCase locks it first too,
+          // so the two wait for each other instead of deadlocking (issue 13, item 9).
+          const existingId = input.externalId ? await this.repos.cases.lockByExternalId(tx, input.externalId) : null;
           let caseId: number;
-          if (existing) {
-            caseId = existing.id;
+          if (existingId != null) {
+            caseId = existingId;
             oldKeys = (await this.repos.slices.findByCaseIds([caseId], tx)).map((s) => s.imageKey);
             await this.repos.slices.deleteByCase(tx, caseId);
             await this.repos.objectDeletions.schedule(tx, oldKeys, 0);
@@ -190,7 +200,7 @@ export class IngestService {
           return caseId;
         },
         { timeout: 60_000, maxWait: 30_000 },
-      );
+      ));
       await this.janitor.discard(oldKeys);
       return caseId;
     } catch (err) {

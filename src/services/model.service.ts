@@ -5,6 +5,7 @@
  */
 import type { ModelVersion } from '../generated/prisma/client.ts';
 import { BadInputError, NotFoundError } from '../errors.ts';
+import { retryOnDeadlock } from '../db/connection-errors.ts';
 import type { Repositories } from '../repositories/index.ts';
 import type { LoadEncoder, SliceEncoder } from './ports.ts';
 
@@ -13,8 +14,16 @@ export interface ActiveModel {
   encoder: SliceEncoder;
 }
 
+/**
+ * A model switch waits for the ingests in flight to commit (lockForSwitch); an ingest transaction
+ * may take up to its own 60 s, so the switch gets as long, not Prisma's default 5 s.
+ */
+export const SWITCH_TRANSACTION = { timeout: 60_000, maxWait: 30_000 } as const;
+
 export class ModelService {
   private readonly encoders = new Map<number, Promise<SliceEncoder>>();
+  /** Models whose last load failed (kept until a later load succeeds). */
+  private readonly loadFailed = new Set<number>();
 
   constructor(
     private readonly repos: Repositories,
@@ -36,7 +45,8 @@ export class ModelService {
       metrics: (encoder.card.metrics ?? undefined) as never,
     });
     this.encoders.set(version.id, Promise.resolve(encoder));
-    if (!(await this.repos.models.findActive())) return this.repos.models.activate(this.repos.prisma, version.id);
+    // The first model: deactivate-then-activate in one transaction, so no crash leaves none active.
+    if (!(await this.repos.models.findActive())) return this.repos.prisma.$transaction((tx) => this.repos.models.activate(tx, version.id));
     return version;
   }
 
@@ -61,9 +71,27 @@ export class ModelService {
     if (!encoder) {
       encoder = this.loadEncoder(version.filePath);
       this.encoders.set(version.id, encoder);
-      encoder.catch(() => this.encoders.delete(version.id));
+      encoder.then(
+        () => this.loadFailed.delete(version.id),
+        () => {
+          this.encoders.delete(version.id);
+          this.loadFailed.add(version.id);
+        },
+      );
     }
     return encoder;
+  }
+
+  /**
+   * For listings (`ModelVersion.executionProvider`, role reader): the provider of a loaded model,
+   * 'unavailable' when its last load failed, 'not loaded' when nothing has needed it yet. Loads
+   * no model but the active one (which search and ingest need anyway), and never retries a failed
+   * load (issue 13, item 11): other loads happen for reindex, activation and registration.
+   */
+  async executionProvider(version: ModelVersion): Promise<string> {
+    const loading = this.encoders.get(version.id) ?? (version.active && !this.loadFailed.has(version.id) ? this.encoder(version) : undefined);
+    if (loading) return loading.then((e) => e.executionProvider, () => 'unavailable');
+    return this.loadFailed.has(version.id) ? 'unavailable' : 'not loaded';
   }
 
   /**
@@ -74,10 +102,18 @@ export class ModelService {
   async activate(id: number): Promise<ModelVersion> {
     const version = await this.get(id);
     await this.encoder(version); // refuse a model whose file cannot be loaded
-    const missing = await this.repos.codes.slicesWithoutCodes(this.repos.prisma, id, 1);
-    if (missing.length > 0) {
+    // The check and the switch in one transaction, after the switch's locks (issue 13, item 1): an
+    // ingest in flight under the old model commits first and is then counted as missing codes.
+    const activated = await retryOnDeadlock(() =>
+      this.repos.prisma.$transaction(async (tx) => {
+        await this.repos.models.lockForSwitch(tx);
+        if ((await this.repos.codes.slicesWithoutCodes(tx, id, 1)).length > 0) return null;
+        return this.repos.models.activate(tx, id);
+      }, SWITCH_TRANSACTION),
+    );
+    if (!activated) {
       throw new BadInputError(`model ${id} (${version.name}) has no codes for some stored slices; run reindex(modelId: ${id}), which activates it when it has finished`);
     }
-    return this.repos.models.activate(this.repos.prisma, id);
+    return activated;
   }
 }

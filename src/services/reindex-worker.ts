@@ -5,15 +5,18 @@
  *
  * The new model's codes are written beside the old ones; searches keep using the active model.
  * When every slice has codes under the job's model, the model is activated in the same
- * transaction that checks this, with new slice inserts held off (LOCK slices IN SHARE MODE),
- * so no case can slip in without codes for the model that search switches to.
+ * transaction that checks this, after the locks of a switch (ModelRepository.lockForSwitch: the
+ * active model's row, then slices in SHARE mode, the order an ingest takes them), so no case can
+ * slip in without codes for the model that search switches to.
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { ReindexJob, Slice } from '../generated/prisma/client.ts';
+import { retryOnDeadlock } from '../db/connection-errors.ts';
+import { BadInputError, NotFoundError } from '../errors.ts';
 import type { Repositories } from '../repositories/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import type { ModelService } from './model.service.ts';
+import { SWITCH_TRANSACTION, type ModelService } from './model.service.ts';
 import { PollingLoop } from './polling-loop.ts';
 import type { PrepareSlice, SliceEncoder } from './ports.ts';
 
@@ -25,9 +28,20 @@ export interface ReindexWorkerOptions {
   /** Pause between batches, leaving CPU to searches on small machines. */
   batchDelayMs: number;
   onProgress?: (job: ReindexJob) => void;
+  /**
+   * Pauses before each retry of an image GET that failed for a reason other than a missing object
+   * (an S3 503, a timeout, a reset connection). When they are used up the batch fails as a whole
+   * (nothing recorded, no slice counted as failed) and the job resumes from its cursor at the next poll.
+   */
+  storeRetryDelaysMs?: readonly number[];
 }
 
+export const DEFAULT_STORE_RETRY_DELAYS_MS: readonly number[] = [200, 500, 1_000, 2_000, 4_000];
+
 class JobCancelled extends Error {}
+
+/** The object store kept failing a GET through every retry: the batch is retried later, not failed. */
+class StoreStillFailing extends Error {}
 
 export class ReindexWorker {
   readonly workerId = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
@@ -98,13 +112,16 @@ export class ReindexWorker {
       // Pass 2: slices ingested meanwhile under the old model; then activate atomically.
       for (;;) {
         if (!this.loop.isRunning) return;
-        const activated = await this.repos.prisma.$transaction(async (tx) => {
-          await tx.$executeRawUnsafe('LOCK TABLE slices IN SHARE MODE');
-          if ((await this.repos.codes.slicesWithoutCodes(tx, version.id, 1)).length > 0) return false;
-          if (!version.active) await this.repos.models.activate(tx, version.id);
-          await this.repos.jobs.finish(tx, job.id, 'SUCCEEDED');
-          return true;
-        });
+        // Model row first, then slices: the order of an ingest (issue 13, item 2).
+        const activated = await retryOnDeadlock(() =>
+          this.repos.prisma.$transaction(async (tx) => {
+            await this.repos.models.lockForSwitch(tx);
+            if ((await this.repos.codes.slicesWithoutCodes(tx, version.id, 1)).length > 0) return false;
+            if (!version.active) await this.repos.models.activate(tx, version.id);
+            await this.repos.jobs.finish(tx, job.id, 'SUCCEEDED');
+            return true;
+          }, SWITCH_TRANSACTION),
+        );
         if (activated) break;
         const missing = await this.repos.codes.slicesWithoutCodes(this.repos.prisma, version.id, this.options.batchSize);
         const slices = await this.repos.prisma.slice.findMany({ where: { id: { in: missing } } });
@@ -126,10 +143,18 @@ export class ReindexWorker {
     let failed = 0;
     // Fetched and decoded concurrently (the decoder pool bounds the parallelism).
     const outcomes = await Promise.allSettled(
-      slices.map(async (slice) => ({ slice, patch: (await this.prepare({ data: await this.store.get(slice.imageKey), offset: slice.sliceOffset }, encoder.card)).patch })),
+      slices.map(async (slice) => {
+        const data = await this.fetchImage(slice, job.id);
+        return data && { slice, patch: (await this.prepare({ data, offset: slice.sliceOffset, stored: true }, encoder.card)).patch };
+      }),
     );
+    const unavailable = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected' && o.reason instanceof StoreStillFailing);
+    if (unavailable) throw unavailable.reason;
     outcomes.forEach((outcome, i) => {
-      if (outcome.status === 'fulfilled') return void prepared.push(outcome.value);
+      if (outcome.status === 'fulfilled') {
+        if (outcome.value) prepared.push(outcome.value); // null: the slice is gone, skipped
+        return;
+      }
       failed++;
       this.log.warn({ err: outcome.reason, sliceId: slices[i]!.id, jobId: job.id }, 'slice could not be re-encoded');
     });
@@ -143,5 +168,33 @@ export class ReindexWorker {
     if (next.cancelRequested) throw new JobCancelled();
     if (this.options.batchDelayMs > 0) await new Promise((r) => setTimeout(r, this.options.batchDelayMs));
     return next;
+  }
+
+  /**
+   * The slice's stored image; null when the slice no longer exists (its case was deleted or
+   * re-ingested since the page was read), so there is nothing to re-encode. A missing object of a
+   * slice that still exists is a real failure; other store errors are retried with backoff, then
+   * fail the batch as a whole (StoreStillFailing).
+   */
+  private async fetchImage(slice: Slice, jobId: number): Promise<Buffer | null> {
+    const delays = this.options.storeRetryDelaysMs ?? DEFAULT_STORE_RETRY_DELAYS_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.store.get(slice.imageKey);
+      } catch (err) {
+        if (err instanceof NotFoundError) {
+          const now = await this.repos.slices.findById(slice.id);
+          if (now?.imageKey === slice.imageKey) throw err;
+          this.log.info({ sliceId: slice.id, jobId }, 'slice removed while the reindex ran; skipped');
+          return null;
+        }
+        if (err instanceof BadInputError) throw err;
+        if (attempt >= delays.length) {
+          throw new StoreStillFailing(`the object store failed ${attempt + 1} times to return ${slice.imageKey}: ${(err as Error).message}`, { cause: err });
+        }
+        this.log.warn({ err, sliceId: slice.id, jobId, attempt: attempt + 1 }, 'object store GET failed during reindex; retrying');
+        await new Promise((r) => setTimeout(r, delays[attempt]));
+      }
+    }
   }
 }

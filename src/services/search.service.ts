@@ -5,12 +5,13 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { retryReadOnDisconnect } from '../db/connection-errors.ts';
-import { DEFAULT_WEIGHTS, type JointWeights } from '../domain/joint-distance.ts';
+import { DEFAULT_WEIGHTS, inSliceWindow, type JointWeights } from '../domain/joint-distance.ts';
 import { BadInputError, NotFoundError } from '../errors.ts';
 import type { ModelVersion } from '../generated/prisma/client.ts';
 import type { CaseFilter } from '../repositories/case.repository.ts';
 import type { Repositories } from '../repositories/index.ts';
 import type { QueryCodes, RankedCase } from '../repositories/search.repository.ts';
+import type { QuerySliceImage } from './display-images.ts';
 import type { ModelService } from './model.service.ts';
 import type { PrepareSlice } from './ports.ts';
 import { prepareSliceInputs, type SliceImageInput } from './slice-input.ts';
@@ -30,7 +31,11 @@ export interface SimilarCasesQuery {
 export interface SimilarCasesAnswer {
   model: ModelVersion;
   tookMs: number;
-  hits: (RankedCase & { rank: number })[];
+  hits: (RankedCase & { rank: number; tieGroupSize: number })[];
+  /** Eligible cases in all with the last hit's Joint distance (0 without hits). */
+  tiedAtCutoff: number;
+  /** A search by images: every slice sent, as prepared (for display previews); null for a search by case. */
+  queryImages: (QuerySliceImage & { inSliceWindow: boolean })[] | null;
 }
 
 function weightsOf(input: Partial<JointWeights> | null | undefined): JointWeights {
@@ -72,14 +77,18 @@ export class SearchService {
     }
 
     const { version, encoder } = await this.models.active();
+    // Only the query's slice window takes part (the search's own window, FCDN_SLICE_WINDOW); the
+    // repository cuts the stored cases the same way.
+    const sliceWindow = this.repos.search.sliceWindow;
     let query: QueryCodes;
     let excludeCaseId: number | null = null;
     const excludePatientIds: number[] = [];
     let querySlices: number;
+    let queryImages: SimilarCasesAnswer['queryImages'] = null;
     if (hasCase) {
       const [stored] = await this.repos.cases.findByIds([q.caseId!]);
       if (!stored) throw new NotFoundError(`no case with id ${q.caseId}`);
-      const codes = await this.repos.codes.findForCase(version.id, stored.id);
+      const codes = (await this.repos.codes.findForCase(version.id, stored.id)).filter((c) => inSliceWindow(c.offset, sliceWindow));
       const centre = codes.find((c) => c.offset === 0);
       if (!centre) throw new Error(`case ${stored.id} has no codes under the active model ${version.id}`);
       query = { shallow: codes.map((c) => c.shallow), middle: centre.middle, deep: codes.map((c) => c.deep) };
@@ -87,7 +96,10 @@ export class SearchService {
       if (q.excludeSamePatient ?? true) excludePatientIds.push(stored.patientId);
       querySlices = codes.length;
     } else {
-      const slices = await prepareSliceInputs(q.images!, encoder.card, this.prepare);
+      // Every slice sent is checked as an ingest checks it; only the window's are encoded.
+      const prepared = await prepareSliceInputs(q.images!, encoder.card, this.prepare);
+      queryImages = prepared.map((s) => ({ offset: s.offset, storedPng: s.storedPng, inSliceWindow: inSliceWindow(s.offset, sliceWindow) }));
+      const slices = prepared.filter((s) => inSliceWindow(s.offset, sliceWindow));
       const codes = await encoder.encode(slices.map((s) => s.patch));
       const centre = slices.findIndex((s) => s.offset === 0);
       query = { shallow: codes.map((c) => c.shallow), middle: codes[centre]!.middle, deep: codes.map((c) => c.deep) };
@@ -98,13 +110,26 @@ export class SearchService {
       const patientId = await this.repos.cases.findPatientId(q.excludePatientKey);
       if (patientId != null) excludePatientIds.push(patientId);
     }
-    const ranked = await this.repos.search.jointDistanceSearch({ modelId: version.id, query, weights, k, excludeCaseId, excludePatientIds, filter });
-    const hits = ranked.map((h, i) => ({ ...h, rank: i + 1 }));
+    const search = { modelId: version.id, query, weights, k, excludeCaseId, excludePatientIds, filter };
+    // Tie groups, exact and cheap: one row more than asked says whether the last hit's Joint
+    // distance goes on past k. If not (the usual case), every tie group is whole among the hits
+    // and counting them there is exact. If it does, the repository counts that one group
+    // (countAtJoint); groups at smaller distances always lie wholly inside the top k.
+    const probe = await this.repos.search.jointDistanceSearch({ ...search, k: k + 1 });
+    const ranked = probe.slice(0, k);
+    const cutoff = ranked.at(-1)?.jointDistance;
+    const inHits = new Map<number, number>();
+    for (const h of ranked) inHits.set(h.jointDistance, (inHits.get(h.jointDistance) ?? 0) + 1);
+    let tiedAtCutoff = cutoff === undefined ? 0 : inHits.get(cutoff)!;
+    if (cutoff !== undefined && probe.length > k && probe[k]!.jointDistance === cutoff) {
+      tiedAtCutoff = await this.repos.search.countAtJoint(search, cutoff);
+    }
+    const hits = ranked.map((h, i) => ({ ...h, rank: i + 1, tieGroupSize: h.jointDistance === cutoff ? tiedAtCutoff : inHits.get(h.jointDistance)! }));
     const tookMs = performance.now() - started;
     this.onSearch(tookMs, hasCase ? 'CASE' : 'IMAGES');
     this.repos.searchLog
       .record({ tookMs, k, modelId: version.id, queryKind: hasCase ? 'CASE' : 'IMAGES', queryCaseId: excludeCaseId, querySlices, weights: { ...weights }, resultCaseIds: hits.map((h) => h.caseId) })
       .catch((err) => this.log.warn({ err }, 'could not write the search log'));
-    return { model: version, tookMs, hits };
+    return { model: version, tookMs, hits, tiedAtCutoff, queryImages };
   }
 }

@@ -24,6 +24,12 @@ export interface S3ObjectStoreOptions {
   bucket: string;
   /** Default us-east-1 (what MinIO uses unless configured otherwise). */
   region?: string;
+  /**
+   * The endpoint as clients reach it, when it differs from endPoint (a compose network's
+   * `http://minio:9000` is `http://localhost:9000` outside). Presigned URLs are signed for this
+   * host: S3 checks the Host header a client sends against the signed one.
+   */
+  publicEndPoint?: string;
   /** A connection silent for this long is cut and the call fails as unavailable (default 10 s). */
   timeoutMs?: number;
 }
@@ -41,12 +47,18 @@ export class S3ObjectStore implements ObjectStore {
   readonly kind = 's3' as const;
   readonly bucket: string;
   readonly endPoint: string;
+  /** The endpoint presigned URLs name (publicEndPoint, else endPoint). */
+  readonly publicEndPoint: string;
   private readonly client: Client;
+  /** Signs presigned URLs for the public endpoint; it makes no requests (the region is given). */
+  private readonly presigner: Client;
 
-  private constructor(client: Client, bucket: string, endPoint: string) {
+  private constructor(client: Client, bucket: string, endPoint: string, presigner: Client, publicEndPoint: string) {
     this.client = client;
     this.bucket = bucket;
     this.endPoint = endPoint;
+    this.presigner = presigner;
+    this.publicEndPoint = publicEndPoint;
   }
 
   /** Connects and makes sure the bucket exists (creating it when missing). */
@@ -55,7 +67,11 @@ export class S3ObjectStore implements ObjectStore {
     const endpoint = parseEndpoint(opts.endPoint);
     const transportAgent = silentConnectionCutter(endpoint.useSSL, opts.timeoutMs ?? DEFAULT_S3_TIMEOUT_MS);
     const client = new Client({ ...endpoint, accessKey: opts.accessKey, secretKey: opts.secretKey, region, pathStyle: true, transportAgent });
-    const store = new S3ObjectStore(client, opts.bucket, opts.endPoint);
+    // Presigning is local computation when the client knows the region: the public host need not be reachable from here.
+    const presigner = opts.publicEndPoint
+      ? new Client({ ...parseEndpoint(opts.publicEndPoint, 'S3_PUBLIC_URL'), accessKey: opts.accessKey, secretKey: opts.secretKey, region, pathStyle: true })
+      : client;
+    const store = new S3ObjectStore(client, opts.bucket, opts.endPoint, presigner, opts.publicEndPoint ?? opts.endPoint);
     if (!(await client.bucketExists(opts.bucket))) {
       try {
         await client.makeBucket(opts.bucket, region);
@@ -127,7 +143,7 @@ export class S3ObjectStore implements ObjectStore {
     if (!Number.isInteger(expirySeconds) || expirySeconds < 1 || expirySeconds > MAX_PRESIGN_SECONDS) {
       throw new BadInputError(`expirySeconds must be an integer from 1 to ${MAX_PRESIGN_SECONDS}`);
     }
-    return this.client.presignedGetObject(this.bucket, key, expirySeconds);
+    return this.presigner.presignedGetObject(this.bucket, key, expirySeconds);
   }
 
   async presignedPutUrl(key: string, expirySeconds: number): Promise<string> {
@@ -135,23 +151,23 @@ export class S3ObjectStore implements ObjectStore {
     if (!Number.isInteger(expirySeconds) || expirySeconds < 1 || expirySeconds > MAX_PRESIGN_SECONDS) {
       throw new BadInputError(`expirySeconds must be an integer from 1 to ${MAX_PRESIGN_SECONDS}`);
     }
-    return this.client.presignedPutObject(this.bucket, key, expirySeconds);
+    return this.presigner.presignedPutObject(this.bucket, key, expirySeconds);
   }
 }
 
 /** `http(s)://host[:port]` -> minio client options. No path, query or credentials in the URL. */
-export function parseEndpoint(endPoint: string): { endPoint: string; port: number; useSSL: boolean } {
+export function parseEndpoint(endPoint: string, name = 'S3 endpoint'): { endPoint: string; port: number; useSSL: boolean } {
   let url: URL;
   try {
     url = new URL(endPoint);
   } catch {
-    throw new Error(`S3 endpoint ${JSON.stringify(endPoint)} is not a URL (expected http(s)://host[:port])`);
+    throw new Error(`${name} ${JSON.stringify(endPoint)} is not a URL (expected http(s)://host[:port])`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new Error(`S3 endpoint ${endPoint}: protocol must be http or https`);
+    throw new Error(`${name} ${endPoint}: protocol must be http or https`);
   }
   if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.username || url.password) {
-    throw new Error(`S3 endpoint ${endPoint}: give only http(s)://host[:port] (no path, query or credentials)`);
+    throw new Error(`${name} ${endPoint}: give only http(s)://host[:port] (no path, query or credentials)`);
   }
   const useSSL = url.protocol === 'https:';
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1'); // IPv6 literal without brackets

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { makePhantomDicom, makePhantomPng } from '../../src/inference/index.ts';
+import { encodeGrayPng, makePhantomDicom, makePhantomPng } from '../../src/inference/index.ts';
+import { phantomHu } from '../../src/inference/phantoms.ts';
 import { rawPng } from '../inference/support.ts';
 import { databaseLabel } from '../support/test-database.ts';
 import { phantomSlices } from '../support/phantom-cases.ts';
@@ -45,6 +46,11 @@ const palette = rawPng({ width: 64, height: 64, bitDepth: 8, colorType: 3, extra
 const bomb = rawPng({ width: 100_000, height: 100_000, bitDepth: 8, colorType: 0, idat: Buffer.alloc(16) });
 const tiny = makePhantomPng({ seed: 1, size: 16, diameterPx: 4 });
 const jpegDicom = makePhantomDicom({ seed: 3, transferSyntaxUid: '1.2.840.10008.1.2.4.50' });
+/** A window-scaled 16-bit PNG (lung window x 65535, as the LIDC folder's files are), not HU + 32768 (issue 12). */
+const windowScaled16 = (() => {
+  const { width, height, hu } = phantomHu({ seed: 9, width: 64, height: 64, diameterPx: 14 });
+  return encodeGrayPng(hu.map((v) => Math.min(1, Math.max(0, (v + 1350) / 1500)) * 65535), width, height, 16);
+})();
 
 interface Case {
   input: string;
@@ -66,6 +72,8 @@ const CASES: Case[] = [
   { input: 'palette PNG', op: 'ingest', variables: ingest([{ data: b64(palette) }]), code: 'BAD_USER_INPUT', message: /palette|colou?r type/i },
   { input: 'PNG claiming 100000x100000', op: 'ingest', variables: ingest([{ data: b64(bomb) }]), code: 'BAD_USER_INPUT', message: /100000/ },
   { input: '16x16 PNG (too small)', op: 'ingest', variables: ingest([{ data: b64(tiny) }]), code: 'BAD_USER_INPUT', message: /16/ },
+  { input: 'window-scaled 16-bit PNG (ingest)', op: 'ingest', variables: ingest([{ data: b64(windowScaled16) }]), code: 'BAD_USER_INPUT', message: /16-bit PNG refused: .*outside HU \+ 32768.*8-bit PNG.*HU \+ 32768/ },
+  { input: 'window-scaled 16-bit PNG (search)', op: 'search', variables: { input: { images: [{ data: b64(windowScaled16), offset: 0 }], k: 3 } }, code: 'BAD_USER_INPUT', message: /images\[0\].*16-bit PNG refused.*8-bit PNG/ },
   { input: 'DICOM, JPEG baseline transfer syntax', op: 'ingest', variables: ingest([{ data: b64(jpegDicom) }]), code: 'BAD_USER_INPUT', message: /transfer syntax|1\.2\.840\.10008\.1\.2\.4\.50|JPEG/i },
   { input: '65 slices', op: 'ingest', variables: ingest(Array.from({ length: 65 }, (_, i) => good(i - 32))), code: 'BAD_USER_INPUT', message: /at most 64/ },
   { input: 'zero slices', op: 'ingest', variables: ingest([]), code: 'BAD_USER_INPUT', message: /at least one slice/ },

@@ -4,10 +4,11 @@
  * signed /uploads URL; on S3 it is a presigned PUT URL (tested against s3rver).
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { makePhantomDicom, makePhantomPng } from '../../src/inference/index.ts';
 import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
-import { databaseLabel } from '../support/test-database.ts';
+import { createTestDatabase, databaseLabel } from '../support/test-database.ts';
 import { phantomSlices } from '../support/phantom-cases.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
 
@@ -226,5 +227,68 @@ describe(`uploads on S3 (s3rver, ${databaseLabel})`, () => {
     assert.equal((await fetch(ingest.data.ingestCase.slices[0].imageUrl)).status, 200);
     assert.equal(await svc.service.services.store.exists(upload.key), false);
     assert.equal(await count(svc, 'slice_uploads'), 0);
+  });
+});
+
+describe(`uploads on S3 behind a public endpoint (S3_PUBLIC_URL, s3rver, ${databaseLabel})`, () => {
+  // As in compose: the service reaches the store as http://minio:9000, clients as http://localhost:9000.
+  // Here the public endpoint is a TCP relay on another port in front of the same s3rver.
+  let s3: RunningS3rver;
+  let svc: TestService;
+  let relay: net.Server;
+  let publicUrl: string;
+  let relayed = 0;
+  before(async () => {
+    s3 = await startS3rver();
+    relay = net.createServer((client) => {
+      relayed++;
+      const upstream = net.connect(s3.port, '127.0.0.1');
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    publicUrl = `http://127.0.0.1:${(relay.address() as net.AddressInfo).port}`;
+    svc = await startTestService({ env: { S3_ENDPOINT: s3.endpoint, S3_PUBLIC_URL: publicUrl, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_BUCKET: 'fcdn-public-test' } });
+  });
+  after(async () => {
+    await svc?.stop();
+    await new Promise((resolve) => relay?.close(resolve));
+    await s3?.close();
+  });
+
+  test('the presigned PUT URL names the public endpoint; the upload through it is ingested by key', async () => {
+    const upload = await createUpload(svc, png);
+    const url = new URL(upload.url);
+    assert.equal(url.origin, publicUrl, 'the public endpoint, not the one the service uses');
+    assert.notEqual(url.origin, s3.endpoint);
+    assert.equal(url.pathname, `/fcdn-public-test/${upload.key}`);
+    assert.ok(url.searchParams.get('X-Amz-Signature'), 'presigned');
+    assert.equal(url.searchParams.get('X-Amz-Credential')?.split('/')[2], 'us-east-1', 'signed for the configured region');
+    assert.equal(relayed, 0, 'presigning made no request to the public endpoint');
+
+    const res = await put(upload, png);
+    assert.equal(res.status, 200, await res.text());
+    assert.ok(relayed >= 1, 'the client went through the public endpoint');
+    assert.ok(await svc.service.services.store.exists(upload.key));
+
+    const before = relayed;
+    const ingest = await svc.gql(INGEST, { input: { patientKey: 'PSEUDO-S3P', externalId: 's3-public-upload', images: [{ data: '', uploadKey: upload.key }] } }, 'writer');
+    assert.equal(ingest.errors, undefined, JSON.stringify(ingest.errors));
+    assert.equal((await fetch(ingest.data.ingestCase.slices[0].imageUrl)).status, 200);
+    assert.equal(await svc.service.services.store.exists(upload.key), false);
+    assert.equal(relayed, before, 'the service itself talks to S3_ENDPOINT');
+  });
+
+  test('a malformed S3_PUBLIC_URL stops the start with a message naming it', async () => {
+    const db = await createTestDatabase();
+    try {
+      await assert.rejects(
+        startTestService({ db, env: { S3_ENDPOINT: s3.endpoint, S3_PUBLIC_URL: 'localhost:9000', S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_BUCKET: 'fcdn-public-test' } }),
+        /S3_PUBLIC_URL localhost:9000: protocol must be http or https/,
+      );
+    } finally {
+      await db.close();
+    }
   });
 });

@@ -55,6 +55,7 @@ async function importCli(target: Target, args: string[]): Promise<{ code: number
     FCDN_MODEL: FIXTURE_MODEL,
     FCDN_EXECUTION_PROVIDER: 'cpu',
     FCDN_API_KEYS: 'admin:import-test-key',
+    FCDN_URL_SECRET: 'import-test-url-secret-0123456789abcdef',
     DATABASE_URL: undefined,
     ...target.env,
   };

@@ -333,7 +333,7 @@ describe(`blocks equals naive (${databaseLabel})`, { skip: false }, () => {
             model,
             cases.slice(round * 100, round * 100 + 200).map((c) => c.id),
           );
-          await tx.$queryRawUnsafe('SELECT * FROM fcdn_search.rebuild_blocks($1)', model);
+          await tx.$queryRawUnsafe('SELECT * FROM fcdn_search.rebuild_blocks($1, $2)', model, search.sliceWindow);
           await same(`after rebuild ${round} in the transaction`);
         }
         await tx.$executeRawUnsafe('SET LOCAL fcdn_search.cache_mb = 0');

@@ -42,7 +42,7 @@ async function startWith(modelPath: string): Promise<{ code: number | null; outp
   const port = await freePort();
   const t0 = Date.now();
   const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('src/main.ts')], {
-    env: { ...process.env, PORT: String(port), DATABASE_URL: db.url!, FCDN_DATA_DIR: path.join(dir, 'data'), FCDN_MODEL: modelPath, FCDN_EXECUTION_PROVIDER: 'cpu', FCDN_API_KEYS: 'admin:admin-key-00001' },
+    env: { ...process.env, PORT: String(port), DATABASE_URL: db.url!, FCDN_DATA_DIR: path.join(dir, 'data'), FCDN_MODEL: modelPath, FCDN_EXECUTION_PROVIDER: 'cpu', FCDN_API_KEYS: 'admin:admin-key-00001', FCDN_URL_SECRET: 'model-start-url-secret-0123456789abcdef' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

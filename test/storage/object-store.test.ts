@@ -327,6 +327,32 @@ describe('createObjectStore / configuration', () => {
     }
   });
 
+  it('with S3_PUBLIC_URL: presigned URLs name the public endpoint, signed without a request to it; the store itself uses S3_ENDPOINT', async () => {
+    const s3 = await startS3rver();
+    try {
+      const env = { S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_BUCKET: 'cfg-public' };
+      assert.equal(loadConfig(env).s3!.publicEndPoint, undefined, 'unset: presigned URLs name S3_ENDPOINT');
+      // A host that resolves nowhere: presigning must not need to reach it.
+      const cfg = loadConfig({ ...env, S3_PUBLIC_URL: 'http://fcdn-public.invalid:9000' });
+      assert.equal(cfg.s3!.publicEndPoint, 'http://fcdn-public.invalid:9000');
+      const s = (await createObjectStore(cfg)) as S3ObjectStore;
+      assert.equal(s.publicEndPoint, 'http://fcdn-public.invalid:9000');
+      await s.put('pub/a.png', bytes(7), PNG);
+      assert.deepEqual(await s.get('pub/a.png'), bytes(7), 'reads and writes go to S3_ENDPOINT');
+      for (const url of [await s.presignedPutUrl('uploads/x', 60), await s.presignedGetUrl('pub/a.png', 60)]) {
+        const u = new URL(url);
+        assert.equal(u.origin, 'http://fcdn-public.invalid:9000');
+        assert.ok(u.pathname.startsWith('/cfg-public/'), u.pathname);
+        assert.ok(u.searchParams.get('X-Amz-Signature'));
+      }
+      const plain = (await createObjectStore(loadConfig(env))) as S3ObjectStore;
+      assert.equal(new URL(await plain.presignedPutUrl('uploads/x', 60)).origin, s3.endpoint);
+      await assert.rejects(createObjectStore(loadConfig({ ...env, S3_PUBLIC_URL: 'http://localhost:9000/bucket' })), /S3_PUBLIC_URL http:\/\/localhost:9000\/bucket: give only/);
+    } finally {
+      await s3.close();
+    }
+  });
+
   it('parses endpoints and refuses malformed ones', () => {
     assert.deepEqual(parseEndpoint('http://minio:9000'), { endPoint: 'minio', port: 9000, useSSL: false });
     assert.deepEqual(parseEndpoint('https://s3.example.org'), { endPoint: 's3.example.org', port: 443, useSSL: true });

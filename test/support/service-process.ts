@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { KEYS, type GraphQLResponse } from './test-service.ts';
+import { KEYS, TEST_URL_SECRET, type GraphQLResponse } from './test-service.ts';
 import type { Role } from '../../src/config.ts';
 
 export interface ServiceProcess {
@@ -17,7 +17,7 @@ export interface ServiceProcess {
 
 export async function startServiceProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('src/main.ts')], {
-    env: { ...process.env, PORT: '0', FCDN_EXECUTION_PROVIDER: 'cpu', LOG_LEVEL: 'info', FCDN_API_KEYS: Object.entries(KEYS).map(([r, k]) => `${r}:${k}`).join(','), ...env },
+    env: { ...process.env, PORT: '0', FCDN_EXECUTION_PROVIDER: 'cpu', LOG_LEVEL: 'info', FCDN_API_KEYS: Object.entries(KEYS).map(([r, k]) => `${r}:${k}`).join(','), FCDN_URL_SECRET: TEST_URL_SECRET, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];

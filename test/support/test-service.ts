@@ -13,6 +13,8 @@ import { loadConfig, type AppConfig, type Role } from '../../src/config.ts';
 import { createTestDatabase, type TestDatabase } from './test-database.ts';
 
 export const FIXTURE_MODEL = path.resolve('test/fixtures/fcdn-untrained.onnx');
+/** Configured keys need a configured URL secret (src/auth/url-secret.ts). */
+export const TEST_URL_SECRET = 'test-url-secret-0123456789abcdef0123456789';
 export const KEYS: Record<Role, string> = { reader: 'reader-key-0001', writer: 'writer-key-0001', admin: 'admin-key-00001' };
 
 export interface GraphQLResponse<T = any> {
@@ -46,6 +48,7 @@ export async function startTestService(opts: TestServiceOptions = {}): Promise<T
     FCDN_MODEL: FIXTURE_MODEL,
     FCDN_EXECUTION_PROVIDER: 'cpu',
     FCDN_API_KEYS: Object.entries(KEYS).map(([r, k]) => `${r}:${k}`).join(','),
+    FCDN_URL_SECRET: TEST_URL_SECRET,
     LOG_LEVEL: 'silent',
     // With S3_ENDPOINT set (CI's s3rver run), images go to the S3 protocol server instead of files.
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('S3_'))),

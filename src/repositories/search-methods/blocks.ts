@@ -15,6 +15,10 @@
  *      its mark; a later re-mark of a mark it deletes makes it fail with a serialization error,
  *      and it is retried.
  * A transaction-level advisory lock keeps two processes from building the same model at once.
+ * Blocks hold only the slices in the slice window they were built with (block_sets.slice_window,
+ * migrations/0006_slice_window.sql); a search with another window treats them as absent, and this
+ * class rebuilds them with its own window. So every process of one database must run with the
+ * same FCDN_SLICE_WINDOW, or they rebuild each other's blocks (searches stay exact either way).
  */
 import { Prisma } from '../../generated/prisma/client.ts';
 import type { PrismaClient } from '../executor.ts';
@@ -22,6 +26,8 @@ import { BLOCKS_STATUS_SQL } from '../search-sql.ts';
 
 export interface BlockStatus {
   built: boolean;
+  /** The slice window the blocks were packed with (null: not built). */
+  sliceWindow: number | null;
   cases: number;
   blocks: number;
   bytes: number;
@@ -70,6 +76,8 @@ export class BlockMaintenance {
 
   constructor(
     private readonly prisma: PrismaClient,
+    /** The slice window (FCDN_SLICE_WINDOW) blocks are built with: that of the searches they serve. */
+    readonly sliceWindow: number,
     options: BlockMaintenanceOptions = {},
   ) {
     this.o = {
@@ -83,10 +91,10 @@ export class BlockMaintenance {
 
   async status(modelId: number): Promise<BlockStatus | null> {
     const [row] = await this.prisma.$queryRawUnsafe<BlockStatus[]>(BLOCKS_STATUS_SQL, modelId);
-    return row ? { ...row, cases: Number(row.cases), blocks: Number(row.blocks), bytes: Number(row.bytes), dirty: Number(row.dirty) } : null;
+    return row ? { ...row, sliceWindow: row.sliceWindow == null ? null : Number(row.sliceWindow), cases: Number(row.cases), blocks: Number(row.blocks), bytes: Number(row.bytes), dirty: Number(row.dirty) } : null;
   }
 
-  /** Builds (or rebuilds) one model's blocks; null when another process is building them now. */
+  /** Builds (or rebuilds) one model's blocks for this slice window; null when another process is building them now. */
   rebuild(modelId: number): Promise<BuildResult | null> {
     const inFlight = this.running.get(modelId);
     if (inFlight) return inFlight;
@@ -115,7 +123,7 @@ export class BlockMaintenance {
     void (async () => {
       if (!missing) {
         const s = await this.status(modelId);
-        if (s?.built && s.dirty <= Math.max(this.o.minDirty, this.o.dirtyRatio * s.cases)) return;
+        if (s?.built && s.sliceWindow === this.sliceWindow && s.dirty <= Math.max(this.o.minDirty, this.o.dirtyRatio * s.cases)) return;
       }
       await this.rebuild(modelId);
     })().catch((err) => this.o.onError?.(err));
@@ -134,8 +142,9 @@ export class BlockMaintenance {
             const [{ locked }] = await tx.$queryRawUnsafe<{ locked: boolean }[]>('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', BUILD_LOCK, modelId);
             if (!locked) return null;
             const [r] = await tx.$queryRawUnsafe<{ built_cases: number; built_blocks: number; built_bytes: bigint | number }[]>(
-              'SELECT * FROM fcdn_search.rebuild_blocks($1)',
+              'SELECT * FROM fcdn_search.rebuild_blocks($1, $2)',
               modelId,
+              this.sliceWindow,
             );
             return { cases: Number(r!.built_cases), blocks: Number(r!.built_blocks), bytes: Number(r!.built_bytes) };
           },
