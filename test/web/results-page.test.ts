@@ -188,6 +188,14 @@ test(`a reader pastes the key, picks a stored case with the keyboard and sees th
   const shot = path.join(filesDir, 'results-page.png');
   await page.screenshot({ path: shot, fullPage: true });
   if (process.env.UPDATE_SCREENSHOTS === '1') fs.copyFileSync(shot, SCREENSHOT);
+
+  // The same answer at a phone's width: one column, nothing wider than the screen.
+  await page.setViewportSize({ width: 390, height: 1000 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'no horizontal scroll at 390 px');
+  const stored_narrow = path.join(filesDir, 'results-page-stored-narrow.png');
+  await page.screenshot({ path: stored_narrow, fullPage: true });
+  keepScreenshot(stored_narrow, 'results-page-stored-narrow.png');
+  await page.setViewportSize({ width: 1400, height: 1000 });
   assert.deepEqual(pageErrors, []);
 });
 
@@ -270,6 +278,14 @@ test('PNG slices chosen from disk or dropped on the page, and a DICOM slice, are
   const dicomShot = path.join(filesDir, 'results-page-dicom.png');
   await page.screenshot({ path: dicomShot, fullPage: true });
   keepScreenshot(dicomShot, 'results-page-dicom.png');
+
+  // The same answer at a phone's width: one column, nothing wider than the screen.
+  await page.setViewportSize({ width: 390, height: 1000 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'no horizontal scroll at 390 px');
+  const dicom_narrow = path.join(filesDir, 'results-page-dicom-narrow.png');
+  await page.screenshot({ path: dicom_narrow, fullPage: true });
+  keepScreenshot(dicom_narrow, 'results-page-dicom-narrow.png');
+  await page.setViewportSize({ width: 1400, height: 1000 });
   const fromDicom = await apiHits({ images: [{ data: dicom.toString('base64'), offset: 0 }], k: 3 });
   assert.deepEqual((await cards()).map((c) => /case (res-\d)/.exec(c.heading)![1]), fromDicom.map((h) => h.case.externalId));
   assert.deepEqual(pageErrors, []);
