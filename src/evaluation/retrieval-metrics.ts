@@ -4,6 +4,10 @@
  * Same definitions as training/retrieval.py, so the Python and service numbers compare.
  */
 
+import { seededRandom } from '../domain/seeded-random.ts';
+
+export { seededRandom };
+
 export interface RankedItem {
   relevant: boolean;
   diameterMm: number | null;
@@ -56,17 +60,6 @@ export function topHitZeroOtherClass(ranking: readonly { relevant: boolean; dist
   return top ? top.distance === 0 && !top.relevant : null;
 }
 
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32): reproducible bootstraps and random rankings. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A copy of items in a random order (Fisher-Yates with the given generator). */
 export function shuffled<T>(items: readonly T[], random: () => number): T[] {

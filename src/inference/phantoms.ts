@@ -11,18 +11,9 @@ import { DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT
 import { encodeJpeg2000, encodeJpegLossless, encodeJpegLs, encodeRle, type FrameSamples } from './dicom-encoders.ts';
 import { PNG16_HU_OFFSET, quantizeSamples, windowHu } from './intensity.ts';
 import { encodePng } from './png.ts';
+import { seededRandom } from '../domain/seeded-random.ts';
 
-/** mulberry32: tiny, fast and good enough for synthetic images. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 function gaussian(rand: () => number): () => number {
   return () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

@@ -16,6 +16,7 @@ import pg from 'pg';
 import { phantomSlices } from '../support/phantom-cases.ts';
 import { usingPostgres } from '../support/test-database.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
+import { waitingOnLocks } from '../support/lock-waits.ts';
 
 const skip = usingPostgres ? false : 'needs concurrent sessions: set DATABASE_URL (Postgres)';
 const INGEST = 'mutation ($i: IngestCaseInput!) { ingestCase(input: $i) { id } }';
@@ -26,17 +27,6 @@ before(async () => {
 });
 after(async () => svc?.stop());
 
-async function waitingOnLocks(admin: pg.Client, n: number): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const { rows } = await admin.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    );
-    if (rows[0]!.n >= n) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} sessions waiting on locks (${rows[0]!.n})`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function assertNoImagesLeft(s: TestService): Promise<void> {
   const store = s.service.services.store;

@@ -16,6 +16,7 @@ import pino from 'pino';
 import { phantomSlices } from '../support/phantom-cases.ts';
 import { usingPostgres } from '../support/test-database.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
+import { waitingOnLocks } from '../support/lock-waits.ts';
 
 const skip = usingPostgres ? false : 'needs concurrent sessions: set DATABASE_URL (Postgres)';
 const MODEL_B = path.resolve('test/fixtures/fcdn-untrained-b.onnx');
@@ -39,17 +40,6 @@ before(async () => {
 });
 after(async () => svc?.stop());
 
-async function waitingOnLocks(admin: pg.Client, n: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const { rows } = await admin.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    );
-    if (rows[0]!.n >= n) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} sessions waiting on locks (${rows[0]!.n})`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function models(): Promise<{ active: string; other: string }> {
   const list = (await svc!.gql('{ models { id active } }')).data.models as { id: string; active: boolean }[];
