@@ -1,6 +1,8 @@
 # The API and the reindex worker (same image; the worker runs `npm run worker`).
-# Unverified here: no Docker engine on the build machines (see docs/deploy.md).
-FROM node:20-bookworm-slim
+# Built and run end to end by CI (scripts/ci-docker.sh) on a local stand-in for NODE_IMAGE.
+# NODE_IMAGE: any Debian-based Node 20, 22 or 24 image with npm and a `node` user.
+ARG NODE_IMAGE=node:24-bookworm-slim
+FROM ${NODE_IMAGE}
 
 WORKDIR /app
 ENV NODE_ENV=production \
@@ -10,14 +12,16 @@ ENV NODE_ENV=production \
 
 # Dependencies first (cached while package*.json do not change). .npmrc carries
 # onnxruntime-node-install=skip: its install script would fetch CUDA binaries; the
-# CPU provider ships in the npm package. Scripts run after the sources are in,
-# because the project's postinstall (prisma generate) reads prisma/ and scripts/.
-# Dev dependencies stay: the prisma CLI is one and generate needs it.
+# CPU provider ships in the npm package. No dependency's install script is needed (the
+# binaries come as packages), and one fails without a compiler (cpu-features, an optional
+# native part of ssh2 under testcontainers: `npm rebuild` stopped the build on it), so only the
+# project's own postinstall (prisma generate) runs, after the sources are in: it reads prisma/
+# and scripts/. Dev dependencies stay: the prisma CLI is one and generate needs it.
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --include=dev --ignore-scripts --no-audit --no-fund
 
 COPY . .
-RUN npm rebuild && npm run postinstall \
+RUN npm run postinstall \
  && mkdir -p /data && chown node:node /data
 
 USER node

@@ -11,10 +11,10 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SHIPPED_MODEL } from '../src/config.ts';
-import { phantomSlices } from '../test/support/phantom-cases.ts';
-import { createTestDatabase } from '../test/support/test-database.ts';
+import { phantomSlices } from '../fixtures/phantom-cases.ts';
+import { createTestDatabase } from '../fixtures/test-database.ts';
 import { startTestService } from '../test/support/test-service.ts';
-import { mulberry32 } from '../test/support/random-codes.ts';
+import { mulberry32 } from '../fixtures/random-codes.ts';
 
 const { values } = parseArgs({ options: { cases: { type: 'string', default: '40' }, searches: { type: 'string', default: '60' }, write: { type: 'boolean', default: false } } });
 const N_CASES = Number(values.cases);

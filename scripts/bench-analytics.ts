@@ -7,7 +7,7 @@
  * at the end). Prints three timings per query, in milliseconds, as this process sees them.
  */
 import { performance } from 'node:perf_hooks';
-import { createTestDatabase } from '../test/support/test-database.ts';
+import { createTestDatabase } from '../fixtures/test-database.ts';
 
 const db = await createTestDatabase();
 if (db.kind !== 'postgres') console.error('note: DATABASE_URL is not set, so this runs on in-memory PGlite');

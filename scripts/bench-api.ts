@@ -20,16 +20,13 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { SHIPPED_MODEL } from '../src/config.ts';
-import { openDatabase } from '../src/db/database.ts';
-import { migrate } from '../src/db/migrator.ts';
-import { FcdnEncoder } from '../src/inference/index.ts';
-import { createRepositories } from '../src/repositories/index.ts';
-import { ModelService } from '../src/services/model.service.ts';
-import { phantomSlices } from '../test/support/phantom-cases.ts';
-import { seedSyntheticArchive } from '../test/support/seed-cases.ts';
-import { startServiceProcess } from '../test/support/service-process.ts';
-import { KEYS } from '../test/support/test-service.ts';
+import { loadConfig, SHIPPED_MODEL } from '../src/config.ts';
+import { buildCore } from '../src/core.ts';
+import { phantomSlices } from '../fixtures/phantom-cases.ts';
+import { seedSyntheticArchive } from '../fixtures/seed-cases.ts';
+import { startServiceProcess } from '../fixtures/service-process.ts';
+import { KEYS } from '../fixtures/api-keys.ts';
+import { postTimed } from '../fixtures/graphql-client.ts';
 
 const { values } = parseArgs({
   options: {
@@ -57,17 +54,17 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-bench-api-'));
 const dbUrl = process.env.DATABASE_URL;
 {
-  const db = await openDatabase(dbUrl ? { databaseUrl: dbUrl } : { pgliteDir: path.join(dataDir, 'pglite') });
-  await migrate(db.raw);
-  const repos = createRepositories(db.prisma);
-  const model = await new ModelService(repos, (p) => FcdnEncoder.load(p, 'cpu')).register(SHIPPED_MODEL);
+  // The database the service process will open (same folder or DATABASE_URL), with its model registered.
+  const core = await buildCore(loadConfig({ FCDN_DATA_DIR: dataDir, FCDN_MODEL: SHIPPED_MODEL, FCDN_EXECUTION_PROVIDER: 'cpu', LOG_LEVEL: 'warn', ...(dbUrl ? { DATABASE_URL: dbUrl } : {}) }), { urlSecret: 'ephemeral' });
+  const { db, repos } = core;
+  const model = core.model!;
   const [{ n }] = await db.raw.query<{ n: number }>('SELECT count(*)::int AS n FROM slice_codes WHERE model_id = $1', [model.id]);
   const t0 = performance.now();
   const stored = n + (n < SLICES ? (await seedSyntheticArchive(db.raw, model.id, SLICES - n, 'BENCH')).length * 3 : 0);
   log(`${stored} slices stored under ${model.name} (${((performance.now() - t0) / 1000).toFixed(1)} s to load ${stored - n}); ${db.kind}`);
   // Build the compiled search's blocks now (where available), not during the measurement.
   if (await repos.search.blocksAvailable()) log(`search blocks built: ${JSON.stringify(await repos.search.blocks.rebuild(model.id))}`);
-  await db.close();
+  await core.close();
 }
 
 // ---- 2. the service, as its own process -----------------------------------------------------------
@@ -85,21 +82,9 @@ const queryImages = (i: number) => {
 };
 const bodies = Array.from({ length: 16 }, (_, i) => JSON.stringify({ query: QUERY, variables: { i: { images: queryImages(i), k: 10 } } }));
 
-function post(body: string, key = KEYS.reader): Promise<{ status: number; ms: number; errors: boolean; tookMs?: number }> {
-  const t = performance.now();
-  return new Promise((resolve) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, 'content-length': Buffer.byteLength(body) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        const parsed = (() => { try { return JSON.parse(text); } catch { return null; } })();
-        resolve({ status: res.statusCode ?? 0, ms: performance.now() - t, errors: !parsed || Boolean(parsed.errors), tookMs: parsed?.data?.similarCases?.tookMs });
-      });
-    });
-    req.on('error', () => resolve({ status: 0, ms: performance.now() - t, errors: true }));
-    req.end(body);
-  });
+async function post(body: string, key = KEYS.reader): Promise<{ status: number; ms: number; errors: boolean; tookMs?: number }> {
+  const { status, ms, body: parsed } = await postTimed(url, body, key, agent);
+  return { status, ms, errors: !parsed || Boolean(parsed.errors), tookMs: parsed?.data?.similarCases?.tookMs };
 }
 
 // Warm-up (model session, JIT, blocks cache).

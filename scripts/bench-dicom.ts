@@ -2,8 +2,8 @@
  * Time to decode one 512x512 CT phantom and cut its 64x64 patch, per accepted transfer syntax.
  *   npx tsx scripts/bench-dicom.ts
  */
-import { ACCEPTED_TRANSFER_SYNTAXES, decodeDicomCt, dicomPatchHu, resolveCentre } from '../src/inference/dicom.ts';
-import { makePhantomDicom } from '../src/inference/phantoms.ts';
+import { ACCEPTED_TRANSFER_SYNTAXES, decodeDicomCt, dicomPatchHu, resolveCentre } from '../src/imaging/dicom.ts';
+import { makePhantomDicom } from '../fixtures/phantoms.ts';
 
 const RUNS = 7;
 console.log('| transfer syntax | file bytes | decode + patch, median of 7 (ms) |\n|---|---|---|');

@@ -5,7 +5,9 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { SHIPPED_MODEL } from '../src/config.ts';
-import { FcdnEncoder, makePhantomPng, prepareSlice } from '../src/inference/index.ts';
+import { FcdnEncoder } from '../src/inference/index.ts';
+import { prepareSlice } from '../src/imaging/index.ts';
+import { makePhantomPng } from '../fixtures/phantoms.ts';
 
 const { values } = parseArgs({ options: { model: { type: 'string', default: SHIPPED_MODEL }, seconds: { type: 'string', default: '5' } } });
 const encoder = await FcdnEncoder.load(values.model!, 'cpu');

@@ -17,17 +17,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { PROJECT_ROOT, SHIPPED_MODEL } from '../src/config.ts';
-import { openDatabase } from '../src/db/database.ts';
-import { migrate } from '../src/db/migrator.ts';
-import { FcdnEncoder } from '../src/inference/index.ts';
-import { createRepositories } from '../src/repositories/index.ts';
-import { ModelService } from '../src/services/model.service.ts';
-import { createObjectStore } from '../src/storage/index.ts';
-import { phantomSlices } from '../test/support/phantom-cases.ts';
-import { randomInt } from '../test/support/random-codes.ts';
-import { seedSyntheticArchive } from '../test/support/seed-cases.ts';
-import { startServiceProcess } from '../test/support/service-process.ts';
+import { loadConfig, SHIPPED_MODEL } from '../src/config.ts';
+import { buildCore } from '../src/core.ts';
+import { PROJECT_ROOT } from '../src/paths.ts';
+import { phantomSlices } from '../fixtures/phantom-cases.ts';
+import { randomInt } from '../fixtures/random-codes.ts';
+import { seedSyntheticArchive } from '../fixtures/seed-cases.ts';
+import { startServiceProcess } from '../fixtures/service-process.ts';
 
 const { values } = parseArgs({
   options: {
@@ -48,13 +44,12 @@ const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-bench-reindex-'));
 const dbUrl = process.env.DATABASE_URL;
 let firstCaseId = 0;
 {
-  const db = await openDatabase(dbUrl ? { databaseUrl: dbUrl } : { pgliteDir: path.join(dataDir, 'pglite') });
-  await migrate(db.raw);
+  // The database and store the service process will open, with the old model registered.
+  const core = await buildCore(loadConfig({ FCDN_DATA_DIR: dataDir, FCDN_MODEL: OLD_MODEL, FCDN_EXECUTION_PROVIDER: 'cpu', LOG_LEVEL: 'warn', ...(dbUrl ? { DATABASE_URL: dbUrl } : {}) }), { urlSecret: 'ephemeral' });
+  const { db, store } = core;
+  const old = core.model!;
   const [{ n: existing }] = await db.raw.query<{ n: number }>('SELECT count(*)::int AS n FROM slices');
   if (existing > 0) throw new Error(`the database already holds ${existing} slices: use a fresh one`);
-  const repos = createRepositories(db.prisma);
-  const old = await new ModelService(repos, (p) => FcdnEncoder.load(p, 'cpu')).register(OLD_MODEL);
-  const store = await createObjectStore({ dataDir, s3: undefined });
   const pngs = Array.from({ length: 16 }, (_, i) => Buffer.from(phantomSlices({ seed: 300 + i, diameterPx: 5 + i * 1.5, slices: 1 })[0]!.data, 'base64'));
   const t0 = performance.now();
   const ids = await seedSyntheticArchive(db.raw, old.id, SLICES, 'REINDEX');
@@ -67,7 +62,7 @@ let firstCaseId = 0;
   }
   const stored = keys.length;
   log(`${stored} slices with images stored under ${old.name} in ${((performance.now() - t0) / 1000).toFixed(1)} s (${db.kind})`);
-  await db.close();
+  await core.close();
 }
 
 // ---- 2. the service, and the admin's model change --------------------------------------------------

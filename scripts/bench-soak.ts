@@ -19,18 +19,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { SHIPPED_MODEL } from '../src/config.ts';
-import { openDatabase } from '../src/db/database.ts';
-import { migrate } from '../src/db/migrator.ts';
-import { FcdnEncoder, makePhantomPng } from '../src/inference/index.ts';
-import { createRepositories } from '../src/repositories/index.ts';
-import { ModelService } from '../src/services/model.service.ts';
-import { FilesystemObjectStore } from '../src/storage/index.ts';
-import { phantomSlices } from '../test/support/phantom-cases.ts';
-import { mulberry32, randomInt } from '../test/support/random-codes.ts';
-import { seedSyntheticArchive } from '../test/support/seed-cases.ts';
-import { startServiceProcess } from '../test/support/service-process.ts';
-import { KEYS } from '../test/support/test-service.ts';
+import { loadConfig, SHIPPED_MODEL } from '../src/config.ts';
+import { buildCore } from '../src/core.ts';
+import { makePhantomPng } from '../fixtures/phantoms.ts';
+import { phantomSlices } from '../fixtures/phantom-cases.ts';
+import { mulberry32, randomInt } from '../fixtures/random-codes.ts';
+import { seedSyntheticArchive } from '../fixtures/seed-cases.ts';
+import { startServiceProcess } from '../fixtures/service-process.ts';
+import { KEYS } from '../fixtures/api-keys.ts';
+import { postTimed } from '../fixtures/graphql-client.ts';
 
 const { values } = parseArgs({
   options: {
@@ -74,12 +71,11 @@ const PHANTOM_KEYS = Array.from({ length: 64 }, (_, i) => `soak/phantom-${i}.png
 let caseIdRange: [number, number];
 let firstModelId: number;
 {
-  const db = await openDatabase({ databaseUrl: soakUrl.toString() });
-  await migrate(db.raw);
-  const repos = createRepositories(db.prisma);
-  const model = await new ModelService(repos, (p) => FcdnEncoder.load(p, 'cpu')).register(SHIPPED_MODEL);
+  // The database and store the service process will open, with its model registered.
+  const core = await buildCore(loadConfig({ FCDN_DATA_DIR: dataDir, FCDN_MODEL: SHIPPED_MODEL, FCDN_EXECUTION_PROVIDER: 'cpu', LOG_LEVEL: 'warn', DATABASE_URL: soakUrl.toString() }), { urlSecret: 'ephemeral' });
+  const { db, repos, store } = core;
+  const model = core.model!;
   firstModelId = model.id;
-  const store = new FilesystemObjectStore(path.join(dataDir, 'objects'));
   for (const [i, key] of PHANTOM_KEYS.entries()) {
     await store.put(key, makePhantomPng({ seed: 9000 + i, size: 64, diameterPx: 5 + (i % 24) }), 'image/png');
   }
@@ -91,7 +87,7 @@ let firstModelId: number;
   caseIdRange = [range!.lo, range!.hi];
   log(`${SLICES} slices (${range!.n} cases) stored in ${dbName} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   if (await repos.search.blocksAvailable()) log(`search blocks built: ${JSON.stringify(await repos.search.blocks.rebuild(model.id))}`);
-  await db.close();
+  await core.close();
 }
 
 // ---- 2. the service, as its own process; what we watch -------------------------------------------
@@ -123,26 +119,11 @@ const rssMiB = () => {
 const url = new URL(`${service.url}/graphql`);
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY + 2 });
 type Result = { status: number; ms: number; code?: string; data?: any };
-function gql(query: string, variables: unknown, key: string): Promise<Result> {
-  const body = JSON.stringify({ query, variables });
-  const t = performance.now();
-  return new Promise((resolve) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, 'content-length': Buffer.byteLength(body) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const ms = performance.now() - t;
-        try {
-          const parsed = JSON.parse(Buffer.concat(chunks).toString());
-          resolve({ status: res.statusCode ?? 0, ms, code: parsed.errors?.[0]?.extensions?.code ?? (parsed.errors ? 'UNKNOWN' : undefined), data: parsed.data });
-        } catch {
-          resolve({ status: res.statusCode ?? 0, ms, code: 'NOT_JSON' });
-        }
-      });
-    });
-    req.on('error', () => resolve({ status: 0, ms: performance.now() - t, code: 'CONNECTION' }));
-    req.end(body);
-  });
+async function gql(query: string, variables: unknown, key: string): Promise<Result> {
+  const { status, ms, body } = await postTimed(url, JSON.stringify({ query, variables }), key, agent);
+  if (status === 0) return { status, ms, code: 'CONNECTION' };
+  if (!body) return { status, ms, code: 'NOT_JSON' };
+  return { status, ms, code: body.errors?.[0]?.extensions?.code ?? (body.errors ? 'UNKNOWN' : undefined), data: body.data };
 }
 
 // ---- 3. the traffic ----------------------------------------------------------------------------------

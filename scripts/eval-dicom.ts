@@ -35,7 +35,7 @@ import {
   type Interval,
   type RankedItem,
 } from '../src/evaluation/retrieval-metrics.ts';
-import { writeDicomPart10, type DicomWriteElement } from '../src/inference/dicom-writer.ts';
+import { writeDicomPart10, type DicomWriteElement } from '../fixtures/dicom-writer.ts';
 
 export interface HuCase {
   key: string;

@@ -11,20 +11,20 @@
  * searches with every case (gallery: other patients' cases; relevant: same benign/malignant class)
  * and reports MAP over all ranks, P@10 and the top-10 diameter gap, for the Joint distance and for
  * each layer alone (weights 1/0/0 etc.). Ties are broken as the service breaks them (DM, case id).
+ *
+ * `--baseline <json of an earlier run on the same set>` adds the paired difference of the Joint
+ * MAP (this model minus the baseline's, per query) with its bootstrap 95% interval over query
+ * patients: whether a change between models is beyond the noise of these few cases.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { SHIPPED_MODEL } from '../src/config.ts';
+import { loadConfig, SHIPPED_MODEL } from '../src/config.ts';
+import { buildCore } from '../src/core.ts';
 import { openDatabase } from '../src/db/database.ts';
-import { migrate } from '../src/db/migrator.ts';
-import { averagePrecision, diameterGapAt, mean, precisionAt, type RankedItem } from '../src/evaluation/retrieval-metrics.ts';
-import { FcdnEncoder, SlicePreparer } from '../src/inference/index.ts';
-import { createRepositories } from '../src/repositories/index.ts';
-import { createServices } from '../src/services/index.ts';
-import { FilesystemObjectStore } from '../src/storage/index.ts';
+import { averagePrecision, bootstrapInterval, diameterGapAt, mean, precisionAt, type RankedItem } from '../src/evaluation/retrieval-metrics.ts';
 
 interface EvalCase {
   key: string;
@@ -41,6 +41,7 @@ const { values } = parseArgs({
     model: { type: 'string', default: SHIPPED_MODEL },
     out: { type: 'string' },
     json: { type: 'string' },
+    baseline: { type: 'string' },
     rounds: { type: 'string', default: '1000' },
     seed: { type: 'string', default: '1' },
   },
@@ -71,19 +72,15 @@ if ((manifest as { format?: string }).format === 'lidc-hu-dicom') {
   process.exit(0);
 }
 values.out ??= 'docs/evaluation-service.md';
-const log = pino({ level: 'warn' });
-const db = await openDatabase({});
-await migrate(db.raw);
 const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-eval-'));
-const preparer = new SlicePreparer({ threads: 2, timeoutMs: 10_000 });
-const services = createServices({
-  repos: createRepositories(db.prisma),
-  store: new FilesystemObjectStore(storeDir),
-  loadEncoder: (p) => FcdnEncoder.load(p, 'cpu'),
-  prepare: preparer.prepare,
-  log,
-});
-const model = await services.models.register(path.resolve(values.model!));
+// The service's own core on an in-memory PGlite, images under a temporary folder.
+const db = await openDatabase({});
+const core = await buildCore(
+  loadConfig({ FCDN_DATA_DIR: storeDir, FCDN_MODEL: path.resolve(values.model!), FCDN_EXECUTION_PROVIDER: 'cpu', FCDN_INFERENCE_THREADS: String(os.availableParallelism()), FCDN_DECODE_THREADS: '2', FCDN_DECODE_TIMEOUT_MS: '10000' }),
+  { database: db, log: pino({ level: 'warn' }), urlSecret: 'ephemeral' },
+);
+const { services } = core;
+const model = core.model!;
 
 // Patient ids are replaced by pseudonyms; the service never sees the source's ids.
 const pseudonym = new Map<string, string>();
@@ -111,6 +108,8 @@ const RANKINGS = {
   'layer 25 alone (DD)': { shallow: 0, middle: 0, deep: 1 },
 };
 const rows: { name: string; map: number; p10: number; gap: number; p50ms: number }[] = [];
+/** The Joint ranking's average precision per query case, for paired comparisons between models. */
+let jointAp: (number | null)[] = [];
 for (const [name, weights] of Object.entries(RANKINGS)) {
   const ap: (number | null)[] = [];
   const p10: number[] = [];
@@ -128,6 +127,7 @@ for (const [name, weights] of Object.entries(RANKINGS)) {
     gap.push(diameterGapAt(q.diameterMm, ranking, 10));
   }
   took.sort((a, b) => a - b);
+  if (rows.length === 0) jointAp = ap;
   rows.push({ name, map: mean(ap), p10: mean(p10), gap: mean(gap), p50ms: took[Math.floor(took.length / 2)]! });
 }
 
@@ -137,7 +137,17 @@ const distinct = await db.raw.query<{ shallow: number; middle: number; deep: num
   [model.id],
 );
 const benign = manifest.cases.filter((c) => c.label === 'benign').length;
-const command = `npm run eval -- --set ${values.set} --model ${path.relative(process.cwd(), path.resolve(values.model!))}`;
+const command = `npm run eval -- --set ${values.set} --model ${path.relative(process.cwd(), path.resolve(values.model!))}${values.baseline ? ` --baseline ${values.baseline}` : ''}`;
+const perQuery = manifest.cases.map((c, i) => ({ key: c.key, patient: c.patient, ap: jointAp[i] ?? null }));
+let comparison = '';
+if (values.baseline) {
+  const base = JSON.parse(fs.readFileSync(values.baseline, 'utf8')) as { model: string; perQuery?: { key: string; ap: number | null }[] };
+  if (!base.perQuery) throw new Error(`${values.baseline} has no per-query figures: make it with this version of npm run eval --json`);
+  const baseAp = new Map(base.perQuery.map((q) => [q.key, q.ap]));
+  const paired = perQuery.filter((q) => q.ap != null && baseAp.get(q.key) != null);
+  const diff = bootstrapInterval(paired.map((q) => q.ap! - baseAp.get(q.key)!), paired.map((q) => q.patient), { rounds: Number(values.rounds), seed: Number(values.seed) });
+  comparison = `\nJoint MAP minus \`${base.model}\`'s on the same ${paired.length} queries (paired, bootstrap 95% interval over query patients, ${values.rounds} rounds): ${diff.estimate >= 0 ? '+' : ''}${diff.estimate.toFixed(3)} [${diff.low.toFixed(3)}, ${diff.high.toFixed(3)}].\n`;
+}
 const table = [
   '| ranking (service SQL, 64 bits) | MAP | P@10 | top-10 diameter gap (mm) | search p50 (ms) |',
   '|---|---|---|---|---|',
@@ -156,11 +166,11 @@ relevant = same benign/malignant class; ties broken as the service does (DM, the
 ${table}
 
 Distinct 64-bit codes among the ${distinct[0]!.n} centre slices: layer 4 ${distinct[0]!.shallow}, layer 17 ${distinct[0]!.middle}, layer 25 ${distinct[0]!.deep}.
-`;
+${comparison}`;
 console.log(report);
 fs.mkdirSync(path.dirname(path.resolve(values.out!)), { recursive: true });
 fs.writeFileSync(values.out!, report);
-if (values.json) fs.writeFileSync(values.json, JSON.stringify({ model: model.name, sha256: model.sha256, cases: manifest.cases.length, rows, distinct: distinct[0] }, null, 2));
-await preparer.close();
+if (values.json) fs.writeFileSync(values.json, JSON.stringify({ model: model.name, sha256: model.sha256, cases: manifest.cases.length, rows, distinct: distinct[0], perQuery }, null, 2));
+await core.close();
 await db.close();
 fs.rmSync(storeDir, { recursive: true, force: true });

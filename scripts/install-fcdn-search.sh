@@ -46,7 +46,7 @@ libdir=$("$PG_CONFIG" --pkglibdir)
 sharedir=$("$PG_CONFIG" --sharedir)/extension
 # The sources' checksum (and the server's version) is stamped beside the control file.
 stamp="$sharedir/fcdn_search.srcsum"
-sum="$( (cd "$SRC_DIR" && cat Makefile fcdn_search.c fcdn_search.control fcdn_search--1.0.sql; "$PG_CONFIG" --version) | sha256sum | cut -d' ' -f1)"
+sum="$( (cd "$SRC_DIR" && cat Makefile fcdn_search.c fcdn_search.control fcdn_search--*.sql; "$PG_CONFIG" --version) | sha256sum | cut -d' ' -f1)"
 if [ "${FCDN_SEARCH_FORCE_BUILD:-0}" != 1 ] && [ -f "$libdir/fcdn_search.so" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
   log "fcdn_search is installed and up to date"
 else
@@ -74,11 +74,25 @@ END $$;
 SQL
 then ok=1; fi
 # Databases migrated before the extension existed: create it there now (0002 made the schema).
+# Databases with an older version: update it (1.1 revokes topk from PUBLIC). Where the service's
+# tables belong to another role than the extension's owner (created here, as ${PG_USER}), that
+# role is granted EXECUTE on topk: it is the role the service searches as.
 for db in $(psql_q -d postgres -Atc "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname <> '${scratch}'"); do
-  if [ "$(psql_q -d "$db" -Atc "SELECT count(*) FROM pg_namespace WHERE nspname = 'fcdn_search'" 2>/dev/null || echo 0)" = 1 ] \
-     && [ "$(psql_q -d "$db" -Atc "SELECT count(*) FROM pg_extension WHERE extname = 'fcdn_search'")" = 0 ]; then
+  [ "$(psql_q -d "$db" -Atc "SELECT count(*) FROM pg_namespace WHERE nspname = 'fcdn_search'" 2>/dev/null || echo 0)" = 1 ] || continue
+  if [ "$(psql_q -d "$db" -Atc "SELECT count(*) FROM pg_extension WHERE extname = 'fcdn_search'")" = 0 ]; then
     psql_q -d "$db" -c "CREATE EXTENSION IF NOT EXISTS fcdn_search SCHEMA fcdn_search" && log "created the extension in database ${db}"
+  elif [ "$(psql_q -d "$db" -Atc "SELECT extversion <> (SELECT default_version FROM pg_available_extensions WHERE name = 'fcdn_search') FROM pg_extension WHERE extname = 'fcdn_search'")" = t ]; then
+    psql_q -d "$db" -c "ALTER EXTENSION fcdn_search UPDATE" && log "updated the extension in database ${db}"
   fi
+  psql_q -d "$db" <<'SQL'
+DO $$
+DECLARE svc name := (SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'slice_codes');
+BEGIN
+  IF svc IS NOT NULL AND svc <> (SELECT r.rolname FROM pg_extension e JOIN pg_roles r ON r.oid = e.extowner WHERE e.extname = 'fcdn_search') THEN
+    EXECUTE format('GRANT EXECUTE ON FUNCTION fcdn_search.topk(regclass, int4, int8[], int8, int8[], float8, float8, float8, int4, int4, int4[], int4, float8, float8, bool, int4, int4[]) TO %I', svc);
+  END IF;
+END $$;
+SQL
 done
 psql_q -d postgres -c "DROP DATABASE IF EXISTS ${scratch}" >/dev/null
 [ "$ok" = 1 ] || { log "fcdn_search installed but the check in a scratch database failed"; exit 1; }

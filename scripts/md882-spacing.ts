@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodePng } from '../src/inference/png.ts';
+import { decodePng } from '../src/imaging/png.ts';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: tsx scripts/md882-spacing.ts <lidc folder with labels.csv>');

@@ -29,6 +29,9 @@ export class ForbiddenError extends DomainError {
   readonly code = 'FORBIDDEN' as const;
 }
 
+/** A setting that cannot be used (src/config.ts, and secrets read at start): the service does not start. */
+export class ConfigError extends Error {}
+
 /** The database or the object store cannot be reached right now; nothing was written, retry later. */
 export class UnavailableError extends DomainError {
   readonly code = 'SERVICE_UNAVAILABLE' as const;

@@ -91,7 +91,7 @@ def main(argv=None):
     add_arguments(ap)
     args = ap.parse_args(argv)
     import lidc
-    from export import load_checkpoint
+    from checkpoint import load_checkpoint
     from evaluate import fcdn_metrics
     model, ckpt = load_checkpoint(args.checkpoint)
     model.to(args.device)

@@ -154,7 +154,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     import lidc
-    from export import load_checkpoint
+    from checkpoint import load_checkpoint
     card = json.load(open(os.path.splitext(args.model)[0] + ".json"))
     ckpt_path = args.checkpoint or card.get("training", {}).get("checkpoint")
     model, ckpt = load_checkpoint(ckpt_path)

@@ -284,7 +284,7 @@ def main(argv=None):
     ap.add_argument("--markdown", help="write the tables here")
     ap.add_argument("--figures", help="folder for the PR curve and the query figure")
     args = ap.parse_args(argv)
-    from export import load_checkpoint
+    from checkpoint import load_checkpoint
     model, ckpt = load_checkpoint(args.model)
     if args.quick:
         _, val = lidc_hu.split(lidc_hu.load_hu_nodules(args.data))

@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fcdn import FCDN, ExportWrapper, TAPS, INPUT_SIZE, MASK_STAT_NAMES, count_parameters  # noqa: E402
 from phantoms import phantom_batch  # noqa: E402
+from checkpoint import load_checkpoint, widths_from_args  # noqa: E402,F401  (load_checkpoint: export.load_checkpoint for older callers)
 
 OPSET = 17
 
@@ -115,17 +116,6 @@ def export_onnx(model: FCDN, out_path: str, card: dict, bits: int = 64) -> dict:
     return full
 
 
-def load_checkpoint(path: str):
-    try:  # newer torch defaults to weights_only=True; our checkpoints hold a plain card dict
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except TypeError:
-        ckpt = torch.load(path, map_location="cpu")
-    model = FCDN(ckpt.get("bit_lengths", (24, 32, 48, 64)), **ckpt.get("arch", {}))
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    return model, ckpt
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", help="fcdn.pt written by train.py")
@@ -142,7 +132,6 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     if args.untrained:
-        from train import widths_from_args
         torch.manual_seed(args.seed)
         model = FCDN(widths=widths_from_args(args), mask_stats=args.mask_stats)
         calibrate_batchnorm(model, args.seed)

@@ -1,9 +1,9 @@
 """Loading lidc-hu (../shared/data/lidc-hu): LIDC-IDRI nodules in Hounsfield units with context.
 
 Each nodule becomes what the product sees when a PACS sends it as CT DICOM (PRODUCT.md, Input;
-src/inference/dicom.ts `dicomPatchHu`): HU slices with their pixel spacing and the nodule's
+src/imaging/dicom.ts `dicomPatchHu`): HU slices with their pixel spacing and the nodule's
 centre point, resampled at 0.75 mm per pixel onto a 64x64 grid centred on that point (the
-triangle filter of src/inference/resample.ts `resampleGrid`), rounded to whole HU (the stored
+triangle filter of src/imaging/resample.ts `resampleGrid`), rounded to whole HU (the stored
 16-bit PNG), windowed to [-1200, 600] and scaled to [0, 1].
 
 The slices are wrapped as `npm run eval`'s DICOM mode wraps them (training/export_eval_set.py
@@ -26,8 +26,8 @@ import numpy as np
 from lidc_hu_split import is_validation_patient
 
 SIZE = 64
-MM_PER_PIXEL = 0.75          # src/inference/dicom.ts PATCH_MM_PER_PIXEL
-WINDOW = (-1200.0, 600.0)    # src/inference/intensity.ts
+MM_PER_PIXEL = 0.75          # src/imaging/dicom.ts PATCH_MM_PER_PIXEL
+WINDOW = (-1200.0, 600.0)    # src/imaging/intensity.ts
 PAD_HU = -1200.0             # air, where a sampling window leaves the image
 MIN_PADDED = 160             # the DICOM wrapping pads every slice to at least this
 CLASSES = {"benign": 0, "malignant": 1}  # indeterminate -> -1

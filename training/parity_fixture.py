@@ -18,7 +18,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export import load_checkpoint, sha256_of  # noqa: E402
+from checkpoint import load_checkpoint  # noqa: E402
+from export import sha256_of  # noqa: E402
 from fcdn import ExportWrapper  # noqa: E402
 from phantoms import phantom_batch  # noqa: E402
 

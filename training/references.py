@@ -32,6 +32,20 @@ def feats(n, central_only=False):
     return [np.sqrt(max(areas)), np.sqrt(m.sum()), inside.mean(), inside.std(), float(n.subset == "daco134")]
 
 
+def logistic_logits(Xt, yt, X, steps: int = 3000, lr: float = 0.1):
+    """Logistic regression on standardised features (plain gradient descent), fitted on the
+    training rows Xt/yt; returns the logits of the rows X."""
+    mu, sd = Xt.mean(0), Xt.std(0) + 1e-6
+    Z = (Xt - mu) / sd
+    w = np.zeros(Z.shape[1] + 1)
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(Z @ w[:-1] + w[-1])))
+        g = p - yt
+        w[:-1] -= lr * Z.T @ g / len(g)
+        w[-1] -= lr * g.mean()
+    return ((X - mu) / sd) @ w[:-1] + w[-1]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -59,15 +73,7 @@ def main(argv=None):
     Xt = np.array([feats(n) for n in T])
     yt = np.array([n.label for n in T])
     run(np.abs(X[:, :1] - X[:, :1].T), "largest nodule area (image only)")
-    mu, sd = Xt.mean(0), Xt.std(0) + 1e-6
-    Z = (Xt - mu) / sd
-    w = np.zeros(Z.shape[1] + 1)
-    for _ in range(3000):
-        p = 1 / (1 + np.exp(-(Z @ w[:-1] + w[-1])))
-        g = p - yt
-        w[:-1] -= 0.1 * Z.T @ g / len(g)
-        w[-1] -= 0.1 * g.mean()
-    logit = ((X - mu) / sd) @ w[:-1] + w[-1]
+    logit = logistic_logits(Xt, yt, X)
     pv = 1 / (1 + np.exp(-logit))
     auc = (pv[lab == 1][:, None] > pv[lab == 0][None]).mean()
     print(f"logistic regression on 5 features: validation AUC {auc:.3f}, accuracy {((pv > 0.5) == lab).mean():.3f}")
@@ -84,15 +90,7 @@ def main(argv=None):
     # the same logistic regression seeing only the 3 central slices of each case
     X3 = np.array([feats(n, True) for n in V])
     Xt3 = np.array([feats(n, True) for n in T])
-    mu, sd = Xt3.mean(0), Xt3.std(0) + 1e-6
-    Z = (Xt3 - mu) / sd
-    w = np.zeros(Z.shape[1] + 1)
-    for _ in range(3000):
-        p = 1 / (1 + np.exp(-(Z @ w[:-1] + w[-1])))
-        g = p - yt
-        w[:-1] -= 0.1 * Z.T @ g / len(g)
-        w[-1] -= 0.1 * g.mean()
-    pv = 1 / (1 + np.exp(-(((X3 - mu) / sd) @ w[:-1] + w[-1])))
+    pv = 1 / (1 + np.exp(-logistic_logits(Xt3, yt, X3)))
     auc = (pv[lab == 1][:, None] > pv[lab == 0][None]).mean()
     print(f"logistic regression, 3 central slices only: validation AUC {auc:.3f}")
     run(np.abs(X3[:, :1] - X3[:, :1].T), "largest area of the 3 central slices")
@@ -100,7 +98,7 @@ def main(argv=None):
         "logistic, 3 central slices: P(same class)")
     if args.checkpoint:
         from evaluate import encode_cases
-        from export import load_checkpoint
+        from checkpoint import load_checkpoint
         model, _ = load_checkpoint(args.checkpoint)
         enc = encode_cases(model, V)
         for tap in ("shallow", "middle", "deep"):

@@ -33,7 +33,7 @@ def main(argv=None):
     ap.add_argument("--data", required=True)
     ap.add_argument("--model", required=True)
     args = ap.parse_args(argv)
-    from export import load_checkpoint
+    from checkpoint import load_checkpoint
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     model, _ = load_checkpoint(args.model)

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fcdn import FCDN, BIT_LENGTHS  # noqa: E402
 import lidc  # noqa: E402
 import compose  # noqa: E402
+from checkpoint import widths_from_args  # noqa: E402
 
 
 # ---------------------------------------------------------------- target codes
@@ -110,16 +111,6 @@ def step_loss(out, mask, label, diameter, targets: SizeTargets, args, model_head
         cl = cl + bce / known.sum().clamp(min=1)
     cl = cl / len(out["class_logits"])
     return seg + args.hash_weight * hl + args.class_weight * cl, seg, hl, cl
-
-
-def widths_from_args(args):
-    """--plain/--growth/--decoder (comma lists) over the fcdn-v1 widths."""
-    w = {}
-    for k in ("plain", "growth", "decoder"):
-        v = getattr(args, k)
-        if v:
-            w[k] = tuple(int(x) for x in v.split(","))
-    return w
 
 
 def train(args):

@@ -75,6 +75,7 @@ class Bank:
         self.offset = np.asarray(self.offset)
         self.slices_of = [np.nonzero(self.owner == i)[0] for i in range(len(nodules))]
         self.mal = torch.tensor([n.malignancy for n in nodules], dtype=torch.float32)
+        self.label = torch.tensor([n.label for n in nodules], dtype=torch.float32)  # -1: indeterminate
         self.logd = torch.tensor([math.log(max(n.diameter_mm, 2.0)) for n in nodules], dtype=torch.float32)
         self.attr = torch.tensor([[n.ratings.get(k, 0.0) / r for k, r in ATTRIBUTE_RANGES.items()]
                                   for n in nodules], dtype=torch.float32)
@@ -90,6 +91,11 @@ def similarity(bank: Bank, idx: torch.Tensor, args) -> torch.Tensor:
     both = k[:, None, :] * k[None, :, :]
     da = ((a[:, None, :] - a[None, :, :]).abs() * both).sum(-1) / both.sum(-1).clamp(min=1)
     dist = args.w_malignancy * dm + args.w_diameter * dd + args.w_attributes * da
+    if args.w_class > 0:
+        # The consensus class itself (what MAP's relevance is), where both nodules have one.
+        c = bank.label[idx]
+        known = (c[:, None] >= 0) & (c[None, :] >= 0)
+        dist = dist + args.w_class * ((c[:, None] != c[None, :]) & known).float()
     return 1.0 - 2.0 * dist.clamp(max=1.0)
 
 
@@ -235,6 +241,8 @@ def main(argv=None):
     ap.add_argument("--w-malignancy", type=float, default=0.7)
     ap.add_argument("--w-diameter", type=float, default=0.25)
     ap.add_argument("--w-attributes", type=float, default=0.05)
+    ap.add_argument("--w-class", type=float, default=0.0,
+                    help="weight of a different consensus class in the dissimilarity (0: fcdn-v3)")
     ap.add_argument("--diameter-ratio", type=float, default=2.5,
                     help="a diameter ratio this large counts as fully apart in the size term")
     ap.add_argument("--plain", type=lambda s: [int(v) for v in s.split(",")], default=list(V2_WIDTHS["plain"]))

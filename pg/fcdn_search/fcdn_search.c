@@ -42,12 +42,14 @@
 #include "access/skey.h"
 #include "access/stratnum.h"
 #include "access/tableam.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -56,15 +58,27 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 PG_MODULE_MAGIC;
 
+/* PostgreSQL 15 to 18: the calls whose signatures changed. */
+#if PG_VERSION_NUM >= 180000
+#define FCDN_INDEX_BEGINSCAN(heap, index, snapshot, nkeys) index_beginscan((heap), (index), (snapshot), NULL, (nkeys), 0)
+#define FCDN_PRIMARY_KEY_INDEX(rel) RelationGetPrimaryKeyIndex((rel), false)
+#else
+#define FCDN_INDEX_BEGINSCAN(heap, index, snapshot, nkeys) index_beginscan((heap), (index), (snapshot), (nkeys), 0)
+#define FCDN_PRIMARY_KEY_INDEX(rel) RelationGetPrimaryKeyIndex(rel)
+#endif
+
 /*
  * fcdn_search.threads: threads one search uses (the backend itself and threads-1 helpers).
  * Default 1: on the shared 2-core machine this was measured on, a second thread lost more to
  * holding every block's pin than it gained (docs/benchmarks/search.md); raise it on idle, wider nodes.
+ * Superuser-set (postgresql.conf, ALTER SYSTEM/DATABASE/ROLE): threads are the server's CPUs, not a
+ * session's to claim.
  */
 static int	fcdn_threads = 1;
 /* fcdn_search.min_blocks_per_thread: fewer blocks than this per thread are scanned by one. */
@@ -84,14 +98,14 @@ _PG_init(void)
 	DefineCustomIntVariable("fcdn_search.threads",
 							"Threads one fcdn_search.topk call scans blocks with.",
 							"Helper threads run plain C over pinned buffer pages only (no Postgres calls).",
-							&fcdn_threads, 1, 1, 64, PGC_USERSET, 0, NULL, NULL, NULL);
+							&fcdn_threads, 1, 1, 64, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("fcdn_search.min_blocks_per_thread",
 							"Blocks per thread below which fewer threads are used.",
 							NULL, &fcdn_min_blocks_per_thread, 8, 1, 1000000, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("fcdn_search.cache_mb",
 							"Largest block set (MB) a backend keeps a private copy of between searches (0: none).",
 							"The copy is used only while the block_sets row version it was made under is the visible one.",
-							&fcdn_cache_mb, 256, 0, 65536, PGC_USERSET, GUC_UNIT_MB, NULL, NULL, NULL);
+							&fcdn_cache_mb, 256, 0, 65536, PGC_SUSET, GUC_UNIT_MB, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("fcdn_search");
 }
 
@@ -146,6 +160,13 @@ typedef struct
 	Hit		   *heap;
 	bool		corrupt;		/* a block is malformed (reported after the threads) */
 	bool		old_format;		/* a block of an older layout: rebuild (reported as "no blocks") */
+	/*
+	 * Query cancel, statement_timeout, terminate. NULL: the backend scans alone and calls
+	 * CHECK_FOR_INTERRUPTS itself. Else threads scan: no thread may call into Postgres, so the
+	 * first to see an interrupt pending raises this shared flag, every thread stops, and the
+	 * backend handles the interrupt once they are joined (scan_blocks).
+	 */
+	volatile sig_atomic_t *stop;
 } Search;
 
 typedef struct
@@ -304,7 +325,8 @@ eligible(const Search *s, int32 case_id, int32 patient_id, uint8 cls, uint8 flag
 		return false;
 	if (s->n_excl_pat > 0 && contains_sorted(s->excl_pat, s->n_excl_pat, patient_id))
 		return false;
-	if (s->has_class_mask && (cls == 0 || !(s->class_mask & (1 << cls))))
+	/* Bit cls of the mask; a class byte of 32 or more (a crafted block) matches no mask. */
+	if (s->has_class_mask && (cls == 0 || cls >= 32 || !(((uint32) s->class_mask >> cls) & 1)))
 		return false;
 	if (s->has_dmin || s->has_dmax)
 	{
@@ -413,6 +435,25 @@ block_view(const char *p, size_t len, BlockView *v)
  * otherwise no case is dropped early). Equal values are never dropped: ties reach the heap,
  * which orders them by (joint, dm, case_id).
  */
+/* Whether the scan must stop for an interrupt (see Search.stop); alone, the backend handles it here. */
+static inline bool
+scan_should_stop(Search *s)
+{
+	if (s->stop == NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		return false;
+	}
+	if (*s->stop)
+		return true;
+	if (unlikely(InterruptPending) && INTERRUPTS_CAN_BE_PROCESSED())
+	{
+		*s->stop = 1;
+		return true;
+	}
+	return false;
+}
+
 #define SCAN_BLOCK_BODY \
 	BlockView	v; \
 	uint32		i, \
@@ -442,6 +483,7 @@ block_view(const char *p, size_t len, BlockView *v)
 		if (unlikely(ns < 1)) { s->corrupt = true; return; } \
 		off += ns - 1; \
 		if (unlikely(off > v.m - v.n)) { s->corrupt = true; return; } \
+		if ((i & 63) == 0 && unlikely(scan_should_stop(s))) return; \
 		if ((i & 7) == 0) \
 		{ \
 			__builtin_prefetch(v.case_id + 4 * (size_t) i + 64); \
@@ -651,6 +693,8 @@ scan_part(Part *p)
 
 	for (b = p->from; b < p->to && !p->s.corrupt && !p->s.old_format; b++)
 	{
+		if (scan_should_stop(&p->s))
+			return;
 		/* Blocks lie on scattered buffer pages: start fetching the next one's head now. */
 		if (b + 1 < p->to)
 		{
@@ -675,7 +719,10 @@ scan_part_thread(void *arg)
  * Scans the blocks with up to fcdn_search.threads threads, each over a contiguous share into its
  * own top-k heap (plain C only: no palloc, no elog, no Postgres call; all signals blocked, so the
  * backend's handlers only ever run in the backend's own thread), then merges the heaps into s.
- * A thread that cannot be started has its share scanned here.
+ * A thread that cannot be started has its share scanned here. An interrupt stops every thread
+ * (Search.stop); once they are joined the backend handles it: a cancel or timeout raises its
+ * ERROR then, and an interrupt that raises nothing (e.g. a ProcSignal barrier) has the scan
+ * start over, since the heaps hold only part of the blocks.
  */
 static void
 scan_blocks(Search *s, const BlockRef *blocks, int nblocks, ScanBlockFn kernel)
@@ -684,13 +731,16 @@ scan_blocks(Search *s, const BlockRef *blocks, int nblocks, ScanBlockFn kernel)
 	Part	   *parts;
 	pthread_t  *tids;
 	bool	   *started;
+	volatile sig_atomic_t stop;
 	int			t,
-				i;
+				i,
+				restarts = 0;
 
 	if (nthreads <= 1)
 	{
 		Part		one = {.s = *s,.blocks = blocks,.from = 0,.to = nblocks,.kernel = kernel};
 
+		one.s.stop = NULL;		/* the backend alone: CHECK_FOR_INTERRUPTS in the scan */
 		scan_part(&one);
 		*s = one.s;
 		return;
@@ -699,32 +749,48 @@ scan_blocks(Search *s, const BlockRef *blocks, int nblocks, ScanBlockFn kernel)
 	tids = palloc(sizeof(pthread_t) * nthreads);
 	started = palloc0(sizeof(bool) * nthreads);
 	for (t = 0; t < nthreads; t++)
-	{
-		parts[t].s = *s;
-		parts[t].s.n = 0;
 		parts[t].s.heap = palloc(sizeof(Hit) * Max(1, s->k));
-		parts[t].blocks = blocks;
-		parts[t].from = (int) ((int64) nblocks * t / nthreads);
-		parts[t].to = (int) ((int64) nblocks * (t + 1) / nthreads);
-		parts[t].kernel = kernel;
-	}
+	for (;;)
 	{
-		sigset_t	all,
-					old;
+		stop = 0;
+		for (t = 0; t < nthreads; t++)
+		{
+			Hit		   *heap = parts[t].s.heap;
 
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
+			parts[t].s = *s;
+			parts[t].s.n = 0;
+			parts[t].s.heap = heap;
+			parts[t].s.stop = &stop;
+			parts[t].blocks = blocks;
+			parts[t].from = (int) ((int64) nblocks * t / nthreads);
+			parts[t].to = (int) ((int64) nblocks * (t + 1) / nthreads);
+			parts[t].kernel = kernel;
+			started[t] = false;
+		}
+		{
+			sigset_t	all,
+						old;
+
+			sigfillset(&all);
+			pthread_sigmask(SIG_SETMASK, &all, &old);
+			for (t = 1; t < nthreads; t++)
+				started[t] = pthread_create(&tids[t], NULL, scan_part_thread, &parts[t]) == 0;
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+		}
+		scan_part(&parts[0]);
 		for (t = 1; t < nthreads; t++)
-			started[t] = pthread_create(&tids[t], NULL, scan_part_thread, &parts[t]) == 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
-	scan_part(&parts[0]);
-	for (t = 1; t < nthreads; t++)
-	{
-		if (started[t])
-			pthread_join(tids[t], NULL);
-		else
-			scan_part(&parts[t]);
+		{
+			if (started[t])
+				pthread_join(tids[t], NULL);
+			else
+				scan_part(&parts[t]);
+		}
+		if (!stop)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		elog(DEBUG1, "fcdn_search: the threads stopped for an interrupt that raised no error; scanning again");
+		if (++restarts > 100)
+			elog(ERROR, "fcdn_search: the scan was interrupted %d times", restarts);
 	}
 	s->n = 0;
 	for (t = 0; t < nthreads; t++)
@@ -781,6 +847,14 @@ typedef struct
 static BlockCache cache;		/* the one in use (at most one model: the active one) */
 static MemoryContext building_cxt;	/* a copy being made (left over by an ERROR: freed next call) */
 
+/*
+ * The last block-set version found larger than fcdn_search.cache_mb (too_big_mb at the time): not
+ * copied again while it is the visible one and the limit is no larger, so a set too big for the
+ * cache costs the plain index scan per search, not that plus a copy thrown away each time.
+ */
+static BlockSetVersion too_big;
+static int	too_big_mb;
+
 static bool
 same_version(const BlockSetVersion *a, const BlockSetVersion *b)
 {
@@ -798,10 +872,11 @@ block_set_version(Relation blocks_rel, int32 model_id)
 
 	memset(&v, 0, sizeof(v));
 	sets_id = get_relname_relid("block_sets", RelationGetNamespace(blocks_rel));
-	if (OidIsValid(sets_id))
+	/* Its row version is read only by a caller who may read the table (else: no cache). */
+	if (OidIsValid(sets_id) && pg_class_aclcheck(sets_id, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
 	{
 		Relation	sets = table_open(sets_id, AccessShareLock);
-		Oid			pkey = RelationGetPrimaryKeyIndex(sets);
+		Oid			pkey = FCDN_PRIMARY_KEY_INDEX(sets);
 
 		if (OidIsValid(pkey))
 		{
@@ -841,6 +916,7 @@ copy_begin(BlockCache *c, const BlockSetVersion *v)
 	building_cxt = AllocSetContextCreate(TopMemoryContext, "fcdn_search block cache", ALLOCSET_DEFAULT_SIZES);
 	memset(c, 0, sizeof(*c));
 	c->version = *v;
+	elog(DEBUG1, "fcdn_search: copying the blocks of model %d into this backend's cache", v->model_id);
 	c->cxt = building_cxt;
 	c->cap = 1024 * 1024;
 	c->bytes = MemoryContextAllocExtended(c->cxt, c->cap, MCXT_ALLOC_HUGE);
@@ -880,6 +956,19 @@ copy_end(BlockCache *c, bool keep)
 {
 	int			i;
 
+	if (c->over)
+	{
+		too_big = c->version;
+		too_big_mb = fcdn_cache_mb;
+		elog(DEBUG1, "fcdn_search: the blocks of model %d exceed fcdn_search.cache_mb (%d MB): scanned in place until they change",
+			 c->version.model_id, fcdn_cache_mb);
+		/* A copy of an older version of the set is of no use any more. */
+		if (cache.cxt && !same_version(&cache.version, &c->version))
+		{
+			MemoryContextDelete(cache.cxt);
+			memset(&cache, 0, sizeof(cache));
+		}
+	}
 	if (!keep || c->over)
 	{
 		MemoryContextDelete(c->cxt);
@@ -941,6 +1030,7 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	BlockSetVersion version;
 	BlockCache	copy;
 	bool		copying = false;
+	AclResult	aclresult;
 
 	REQUIRE(0, "blocks");
 	REQUIRE(1, "model_id");
@@ -1024,7 +1114,23 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	 * block's page stays pinned (IncrBufferRefCount) until the scan is over, so its bytes stay
 	 * put while helper threads read them; tuple data is never changed in place.
 	 */
+	/*
+	 * The caller must be allowed to read the table, as a SELECT of it would require (checked
+	 * before its lock is taken), and it must be a plain table without row-level security: the
+	 * scan reads every row of the model.
+	 */
+	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, get_rel_name(relid));
 	rel = table_open(relid, AccessShareLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("fcdn_search: \"%s\" is not a table", RelationGetRelationName(rel))));
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("fcdn_search: \"%s\" has row-level security, which the scan cannot apply", RelationGetRelationName(rel))));
 	td = RelationGetDescr(rel);
 	att_model = attnum_of(td, "model_id");
 	att_data = attnum_of(td, "data");
@@ -1040,11 +1146,11 @@ fcdn_topk(PG_FUNCTION_ARGS)
 			scan_blocks(&s, cache.blocks, cache.nblocks, kernel);
 		goto scanned;
 	}
-	copying = version.valid;
+	copying = version.valid && !(same_version(&version, &too_big) && fcdn_cache_mb <= too_big_mb);
 	if (copying)
 		copy_begin(&copy, &version);
 
-	pkey = RelationGetPrimaryKeyIndex(rel);
+	pkey = FCDN_PRIMARY_KEY_INDEX(rel);
 	if (!OidIsValid(pkey))
 		elog(ERROR, "fcdn_search: the blocks table needs a primary key (model_id, block_no)");
 	irel = index_open(pkey, AccessShareLock);
@@ -1057,7 +1163,7 @@ fcdn_topk(PG_FUNCTION_ARGS)
 	 */
 	stream = fcdn_threads <= 1 || RelationGetNumberOfBlocks(rel) < (BlockNumber) (2 * Max(1, fcdn_min_blocks_per_thread));
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, irel, GetActiveSnapshot(), 1, 0);
+	scan = FCDN_INDEX_BEGINSCAN(rel, irel, GetActiveSnapshot(), 1);
 	index_rescan(scan, &key, 1, NULL, 0);
 	cap = 1024;
 	blocks = palloc(sizeof(BlockRef) * cap);

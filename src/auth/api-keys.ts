@@ -6,8 +6,16 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ApiKey, Role } from '../config.ts';
 import { ForbiddenError, UnauthenticatedError } from '../errors.ts';
+
+export type Role = 'reader' | 'writer' | 'admin';
+export const ROLES: readonly Role[] = ['reader', 'writer', 'admin'];
+
+/** One configured key (FCDN_API_KEYS: `role:key` pairs). */
+export interface ApiKey {
+  role: Role;
+  key: string;
+}
 
 const RANK: Record<Role, number> = { reader: 1, writer: 2, admin: 3 };
 

@@ -14,24 +14,27 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from '../config.ts';
+import { ConfigError } from '../errors.ts';
 
-export const MIN_URL_SECRET_LENGTH = 32;
+export const MIN_SECRET_LENGTH = 32;
+export const MIN_URL_SECRET_LENGTH = MIN_SECRET_LENGTH;
 
-export interface UrlSecret {
+/** A server secret (URL signing, patient keys): from the environment, or made once in the data folder. */
+export interface ServerSecret {
   secret: string;
-  source: 'FCDN_URL_SECRET' | 'data folder';
+  source: 'environment' | 'data folder';
   /** The file, when it came from the data folder; created: made by this call. */
   file?: string;
   created?: boolean;
 }
+export type UrlSecret = ServerSecret;
 
 export function urlSigningSecret(opts: { configured?: string; keysConfigured: boolean; dataDir: string }): UrlSecret {
   if (opts.configured !== undefined) {
     if (opts.configured.length < MIN_URL_SECRET_LENGTH) {
       throw new ConfigError(`FCDN_URL_SECRET must be at least ${MIN_URL_SECRET_LENGTH} characters (for example the output of: openssl rand -hex 32)`);
     }
-    return { secret: opts.configured, source: 'FCDN_URL_SECRET' };
+    return { secret: opts.configured, source: 'environment' };
   }
   if (opts.keysConfigured) {
     throw new ConfigError(
@@ -39,12 +42,13 @@ export function urlSigningSecret(opts: { configured?: string; keysConfigured: bo
         'the same value (for example the output of: openssl rand -hex 32). It is no longer derived from the API keys.',
     );
   }
-  return embeddedUrlSecret(opts.dataDir);
+  return dataFolderSecret(opts.dataDir, 'url-secret');
 }
 
-function embeddedUrlSecret(dataDir: string): UrlSecret {
-  const file = path.join(dataDir, 'url-secret');
-  const read = (): UrlSecret | null => {
+/** The secret in dataDir/name (mode 0600), made there at the first start; every process of the folder shares it. */
+export function dataFolderSecret(dataDir: string, name: string): ServerSecret {
+  const file = path.join(dataDir, name);
+  const read = (): ServerSecret | null => {
     if (!fs.existsSync(file)) return null;
     const secret = fs.readFileSync(file, 'utf8').trim();
     if (secret.length < MIN_URL_SECRET_LENGTH) throw new ConfigError(`${file} holds a secret shorter than ${MIN_URL_SECRET_LENGTH} characters; remove it and restart to make a new one`);

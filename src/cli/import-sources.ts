@@ -8,7 +8,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import dicomParser from 'dicom-parser';
-import { decodePng, encodeGrayPng, PNG16_HU_OFFSET, WINDOW_MAX_HU, WINDOW_MIN_HU } from '../inference/index.ts';
+import { decodePng, encodeGrayPng, PNG16_HU_OFFSET, WINDOW_MAX_HU, WINDOW_MIN_HU } from '../imaging/index.ts';
+import { orderByPosition, type SlicePosition } from '../domain/slice-order.ts';
+import type { PacsNoduleInput } from '../pacs/pacs-nodule.ts';
 import { MAX_SLICES } from '../services/slice-input.ts';
 import { parseCsv } from './csv.ts';
 
@@ -42,6 +44,8 @@ export interface ImportCase {
   slices: ImportSlice[];
   /** DICOM source: slices are chosen when the series is read (loadDicomCase). */
   series?: ImportSeries;
+  /** PACS source (pacs-source.ts): fetched over DICOMweb at import; patientKey '' = derived from PatientID. */
+  pacs?: PacsNoduleInput;
 }
 
 /** A row or group that cannot become a case; reported in the summary, the rest goes on. */
@@ -250,11 +254,8 @@ export async function loadPngCase(c: ImportCase, png16: Png16Convention): Promis
   return { images: images.map((i) => ({ data: i.bytes.toString('base64'), offset: i.offset })), sha256: caseHash(c, images) };
 }
 
-interface SeriesInstance {
+interface SeriesInstance extends SlicePosition {
   file: string;
-  instance: number | null;
-  /** Position along the slice normal (mm), when the header has it. */
-  position: number | null;
 }
 
 function readInstanceHeader(file: string, bytes: Buffer): SeriesInstance | null {
@@ -264,16 +265,16 @@ function readInstanceHeader(file: string, bytes: Buffer): SeriesInstance | null 
   } catch {
     return null; // not a DICOM file: a README, a DICOMDIR's siblings; skipped
   }
-  const instance = ds.intString('x00200013');
-  const ipp = ds.string('x00200032')?.split('\\').map(Number);
-  const iop = ds.string('x00200037')?.split('\\').map(Number);
-  let position: number | null = null;
-  if (ipp?.length === 3 && iop?.length === 6 && [...ipp, ...iop].every(Number.isFinite)) {
-    const [r1, r2, r3, c1, c2, c3] = iop as [number, number, number, number, number, number];
-    const normal = [r2 * c3 - r3 * c2, r3 * c1 - r1 * c3, r1 * c2 - r2 * c1];
-    position = normal[0]! * ipp[0]! + normal[1]! * ipp[1]! + normal[2]! * ipp[2]!;
-  }
-  return { file, instance: instance ?? null, position };
+  const numbers = (tag: string, n: number) => {
+    const v = ds.string(tag)?.split('\\').map(Number);
+    return v?.length === n && v.every(Number.isFinite) ? v : null;
+  };
+  return {
+    file,
+    instanceNumber: ds.intString('x00200013') ?? null,
+    imagePositionPatient: numbers('x00200032', 3) as [number, number, number] | null,
+    imageOrientationPatient: numbers('x00200037', 6),
+  };
 }
 
 /** The centre instance and `context` neighbours each side, in slice order. */
@@ -296,11 +297,12 @@ export async function loadDicomCase(c: ImportCase, context: number): Promise<Loa
     instances.push(header);
   }
   if (instances.length === 0) throw new Error(`no DICOM instances in ${path.basename(spec.dir)}`);
-  const byPosition = instances.every((i) => i.position !== null);
-  instances.sort((a, b) => (byPosition ? a.position! - b.position! : (a.instance ?? 0) - (b.instance ?? 0)) || a.file.localeCompare(b.file));
+  // The one slice order of every series source (src/domain/slice-order.ts); ties by file name.
+  const ordered = orderByPosition(instances, (i) => path.basename(i.file));
+  instances.splice(0, instances.length, ...ordered);
   const centre =
     spec.centreInstance !== undefined
-      ? instances.findIndex((i) => i.instance === spec.centreInstance)
+      ? instances.findIndex((i) => i.instanceNumber === spec.centreInstance)
       : instances.findIndex((i) => path.basename(i.file) === spec.centreFile);
   if (centre < 0) {
     throw new Error(spec.centreInstance !== undefined ? `no instance with InstanceNumber ${spec.centreInstance} in the series` : `no DICOM file ${spec.centreFile} in the series`);

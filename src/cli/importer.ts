@@ -1,6 +1,6 @@
 /**
  * Imports planned cases through the service layer (IngestService, the same code as the
- * ingestCase mutation), several at a time. Resumable: a case whose externalId is stored with the
+ * ingestCase mutation; PacsService for nodules in the PACS, as importFromPacs), several at a time. Resumable: a case whose externalId is stored with the
  * same content hash (kept in findings.import.sha256) is skipped; one whose source changed is
  * ingested again (ingest replaces a case with the same externalId). A failing case is recorded
  * and the rest go on.
@@ -8,12 +8,13 @@
 import { DomainError } from '../errors.ts';
 import type { Services } from '../services/index.ts';
 import type { ImportCase, ImportProblem, LoadedCase } from './import-sources.ts';
+import { pacsCaseHash } from './pacs-source.ts';
 import { ProgressBar } from './progress.ts';
 
 export interface ImportOptions {
   concurrency: number;
-  /** Reads a case's images (PNG or DICOM source). */
-  load(c: ImportCase): Promise<LoadedCase>;
+  /** Reads a case's images (PNG or DICOM source; PACS cases need none). */
+  load?: (c: ImportCase) => Promise<LoadedCase>;
   /** Where the progress bar goes (stderr). */
   progress: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   /** Named in findings.import.source. */
@@ -36,7 +37,25 @@ function storedHash(findings: unknown): string | undefined {
   return typeof imp?.sha256 === 'string' ? imp.sha256 : undefined;
 }
 
+/** A nodule in the PACS: the row's hash decides the resume, so an unchanged case costs no fetch. */
+async function importFromPacs(services: Services, c: ImportCase, opts: ImportOptions): Promise<Outcome> {
+  const sha256 = pacsCaseHash(c);
+  const existing = await services.cases.byExternalId(c.externalId);
+  if (existing && storedHash(existing.findings) === sha256) return 'unchanged';
+  await services.pacs.importFromPacs({
+    nodule: c.pacs!,
+    externalId: c.externalId,
+    patientKey: c.patientKey || null,
+    malignancy: c.malignancy,
+    diameterMm: c.diameterMm,
+    findings: { ...c.findings, import: { source: opts.source, sha256 } },
+  });
+  return existing ? 'updated' : 'imported';
+}
+
 async function importOne(services: Services, c: ImportCase, opts: ImportOptions): Promise<Outcome> {
+  if (c.pacs) return importFromPacs(services, c, opts);
+  if (!opts.load) throw new Error('no loader for this source');
   const loaded = await opts.load(c);
   const existing = await services.cases.byExternalId(c.externalId);
   if (existing && storedHash(existing.findings) === loaded.sha256) return 'unchanged';

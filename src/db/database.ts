@@ -83,29 +83,77 @@ function withQueryEvents(prisma: PrismaClient) {
 }
 
 /**
- * The socket under each pg connection, destroyed (ETIMEDOUT) when nothing has arrived for
- * `silenceMs`. Postgres answers every statement, so only a hung server, a lost network, or a
- * single statement running longer than that stays silent.
+ * The socket under each pg connection, with a silence bound that tells a hung server from a
+ * long statement (issue 13, item 12). When nothing has arrived for half of `silenceMs`, a fresh
+ * connection asks the server whether this connection's backend still exists
+ * (pg_stat_activity); the socket is destroyed (ETIMEDOUT) unless that answer arrives within the
+ * other half. So a migration, an index build or an analytics query may run for hours while the
+ * server answers, and a hung server (stopped, a black-holed network), or a backend that is gone
+ * without its FIN reaching us, still fails the request within `silenceMs`. A statement's own
+ * duration is bounded server-side (statement_timeout), as the server alone can stop it.
  */
-function silenceBoundedSocket(silenceMs: number): () => net.Socket {
+function silenceBoundedSocket(url: string, silenceMs: number, backendOf: WeakMap<net.Socket, pg.Client>): () => net.Socket {
+  const half = Math.max(1, Math.floor(silenceMs / 2));
   return () => {
     const socket = new net.Socket();
-    socket.setTimeout(silenceMs);
-    socket.on('timeout', () => socket.destroy(Object.assign(new Error(`the database sent nothing for ${silenceMs} ms`), { code: 'ETIMEDOUT' })));
+    let probing = false;
+    socket.setTimeout(half);
+    socket.on('timeout', () => {
+      if (probing || socket.destroyed) return;
+      probing = true;
+      // processID: the backend's pid from the startup handshake (absent while connecting, and
+      // for TLS connections, whose stream is not this socket: then only "the server answers").
+      const pid = (backendOf.get(socket) as { processID?: number | null } | undefined)?.processID ?? null;
+      void backendAlive(url, pid, half).then((alive) => {
+        probing = false;
+        if (socket.destroyed) return;
+        if (alive) socket.setTimeout(half);
+        else socket.destroy(Object.assign(new Error(`the database sent nothing for ${silenceMs} ms and did not answer a liveness check`), { code: 'ETIMEDOUT' }));
+      });
+    });
     return socket;
   };
 }
 
+/** Whether the server answers within `withinMs` and (pid given) that backend still exists. */
+async function backendAlive(url: string, pid: number | null, withinMs: number): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: withinMs });
+  client.on('error', () => {});
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), withinMs);
+  });
+  const check = (async () => {
+    await client.connect();
+    if (pid === null) return true;
+    const { rows } = await client.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid]);
+    return rows.length === 1;
+  })().catch(() => false);
+  const alive = await Promise.race([check, deadline]);
+  clearTimeout(timer);
+  const stream = (client as unknown as { connection: { stream: net.Socket } }).connection.stream;
+  // A hung server never answers the terminate message: then the socket is dropped.
+  if (alive) setTimeout(() => stream.destroy(), withinMs).unref();
+  if (alive) void client.end().catch(() => {});
+  else stream.destroy();
+  return alive;
+}
+
 async function openPostgres(url: string, poolSize: number, timeouts: PostgresTimeouts): Promise<Database> {
+  const backendOf = new WeakMap<net.Socket, pg.Client>();
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
     connectionTimeoutMillis: timeouts.connectMs,
+    // TCP keepalive: a long statement's silent connection is not dropped by a NAT or firewall
+    // idle timeout, and a peer that vanished is noticed by the kernel.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 30_000,
     ...(timeouts.silenceMs > 0
       ? {
-          stream: silenceBoundedSocket(timeouts.silenceMs),
-          // Idle connections are closed by the pool before their silence would cut them.
-          idleTimeoutMillis: Math.max(1, Math.min(10_000, Math.floor(timeouts.silenceMs / 2))),
+          stream: silenceBoundedSocket(url, timeouts.silenceMs, backendOf),
+          // Idle connections are closed by the pool before their silence would be checked.
+          idleTimeoutMillis: Math.max(1, Math.min(10_000, Math.floor(timeouts.silenceMs / 3))),
         }
       : {}),
   });
@@ -114,7 +162,10 @@ async function openPostgres(url: string, poolSize: number, timeouts: PostgresTim
   // transaction) emits its own, which with no listener would be an uncaught exception. The failing
   // statement still rejects, and the pool discards the dead client when it is released.
   pool.on('error', () => {});
-  pool.on('connect', (client) => client.on('error', () => {}));
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+    backendOf.set(client.connection.stream as net.Socket, client);
+  });
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { statementNameGenerator: preparedStatementName }), log: [{ emit: 'event', level: 'query' }] });
   return {
     kind: 'postgres',

@@ -6,11 +6,11 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PROJECT_ROOT } from '../config.ts';
+import { PROJECT_ROOT } from '../paths.ts';
 import type { RawSql } from './database.ts';
+import { MIGRATION_LOCK } from './locks.ts';
 
 export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'migrations');
-const LOCK_KEY = 7_164_220_190; // arbitrary, constant: "the migration lock"
 
 export interface Migration {
   version: string;
@@ -43,7 +43,7 @@ export async function migrate(raw: RawSql, migrations = readMigrations()): Promi
   for (const m of migrations) {
     // The lock is taken inside each transaction, so a replica that waited sees the row and skips.
     const didApply = await raw.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       const [row] = await tx.query<{ checksum: string }>('SELECT checksum FROM schema_migrations WHERE version = $1', [m.version]);
       if (row) {
         if (row.checksum !== m.checksum) {

@@ -3,7 +3,6 @@
  * (src/repositories/search-sql.ts); this reference exists so that tests can pin the SQL to the
  * formula, and so that clients can recompute a hit's distances from the returned codes.
  */
-import { DEFAULT_SLICE_WINDOW } from '../config.ts';
 
 /** A slice's three codes as '0'/'1' strings (bit i = character i). */
 export interface SliceCodeSet {
@@ -12,6 +11,13 @@ export interface SliceCodeSet {
   middle: string;
   deep: string;
 }
+
+/**
+ * The slice window of the Joint distance (PRODUCT.md): only slices at offsets -N..N of the query
+ * and of a stored case enter DL and DD; 1 = the paper's 3-slice cases (FCDN_SLICE_WINDOW's
+ * default). Cases may store more slices (for display); those never change a distance.
+ */
+export const DEFAULT_SLICE_WINDOW = 1;
 
 export interface JointWeights {
   shallow: number;

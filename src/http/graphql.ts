@@ -6,12 +6,11 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, Kind, validate, visit, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
-import { isDatabaseUnavailable } from '../db/connection-errors.ts';
-import { DomainError } from '../errors.ts';
 import type { GraphQLContext } from '../resolvers/context.ts';
 import { resolvers } from '../resolvers/index.ts';
 import { typeDefs } from '../schema/index.ts';
 import { MAX_TOKENS, operationLimits } from '../schema/limits.ts';
+import { errorAnswer } from './error-status.ts';
 import type { Metrics } from './metrics.ts';
 import { operationLogPlugin } from './operation-log.ts';
 import { currentLog } from './request-id.ts';
@@ -48,6 +47,17 @@ const limitsPlugin: ApolloServerPlugin<GraphQLContext> = {
   },
 };
 
+/** A mutation's answer is read on the primary, where its writes are (read nodes replay them later). */
+const readYourWritesPlugin: ApolloServerPlugin<GraphQLContext> = {
+  async requestDidStart() {
+    return {
+      async didResolveOperation({ operation, contextValue }) {
+        if (operation?.operation === 'mutation') contextValue.loaders.usePrimary();
+      },
+    };
+  },
+};
+
 export function createApolloServer(log: Logger, metrics: Metrics, introspection: boolean) {
   return new ApolloServer<GraphQLContext>({
     typeDefs,
@@ -55,7 +65,7 @@ export function createApolloServer(log: Logger, metrics: Metrics, introspection:
     introspection,
     // Refuse token floods (aliases, directives, nesting) in the parser, before validation runs.
     parseOptions: { maxTokens: MAX_TOKENS },
-    plugins: [limitsPlugin, operationLogPlugin],
+    plugins: [limitsPlugin, readYourWritesPlugin, operationLogPlugin],
     includeStacktraceInErrorResponses: false,
     // src/main.ts owns SIGTERM/SIGINT (ordered close, FCDN_SHUTDOWN_TIMEOUT_MS). Apollo's own handler
     // would stop this server and re-raise the signal, killing the process mid-close.
@@ -63,14 +73,14 @@ export function createApolloServer(log: Logger, metrics: Metrics, introspection:
     formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
       const original = unwrapResolverError(error);
       let result = formatted;
-      if (original instanceof DomainError) {
-        result = { ...formatted, message: original.message, extensions: { code: original.code } };
-      } else if (!(original instanceof GraphQLError) && isDatabaseUnavailable(original)) {
-        currentLog(log).warn({ err: original, path: formatted.path }, 'database unreachable');
-        result = { ...formatted, message: 'the database is unreachable right now; retry shortly', extensions: { code: 'SERVICE_UNAVAILABLE' } };
-      } else if (!(original instanceof GraphQLError) && formatted.extensions?.code === 'INTERNAL_SERVER_ERROR') {
+      // GraphQL's own errors (validation, limits, variable coercion) keep their code and message.
+      const answer = original instanceof GraphQLError ? null : errorAnswer(original);
+      if (answer && answer.source !== 'internal') {
+        if (answer.source === 'database') currentLog(log).warn({ err: original, path: formatted.path }, 'database unreachable');
+        result = { ...formatted, message: answer.message, extensions: { code: answer.code } };
+      } else if (answer && formatted.extensions?.code === 'INTERNAL_SERVER_ERROR') {
         currentLog(log).error({ err: original, path: formatted.path }, 'unexpected error in a resolver');
-        result = { ...formatted, message: 'internal error; the details are in the service log', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+        result = { ...formatted, message: answer.message, extensions: { code: answer.code } };
       }
       metrics.graphqlErrors.inc({ code: String(result.extensions?.code ?? 'UNKNOWN') });
       return result;

@@ -24,9 +24,16 @@ export function createMetrics(opts: { poolStats?: () => PoolStats } = {}) {
     registry,
     searchSeconds: new client.Histogram({
       name: 'fcdn_search_duration_seconds',
-      help: 'Server-side time of similarCases, inference included',
+      help: 'Server-side time of similarCases, inference included (query_kind CASE, IMAGES, or PACS: the PACS fetch included)',
       labelNames: ['query_kind'],
       buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+      registers: [registry],
+    }),
+    searchStageSeconds: new client.Histogram({
+      name: 'fcdn_search_stage_seconds',
+      help: 'Where the time of similarCases goes: fetch (slices from the PACS over DICOMweb), decode, encode (the model), search (SQL)',
+      labelNames: ['stage'],
+      buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10],
       registers: [registry],
     }),
     graphqlErrors: new client.Counter({
@@ -61,6 +68,24 @@ export function createMetrics(opts: { poolStats?: () => PoolStats } = {}) {
       name: 'fcdn_slice_decode_abandoned_total',
       help: 'Uploaded slices whose decoding was stopped (past FCDN_DECODE_TIMEOUT_MS, or out of memory) and refused',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    readNodeUp: new client.Gauge({
+      name: 'fcdn_read_node_up',
+      help: 'Read replicas (FCDN_READ_DATABASE_URL): 1 while reads go to it, 0 while it is left out after a lost or refused connection (its reads go to the primary)',
+      labelNames: ['node'],
+      registers: [registry],
+    }),
+    readNodeFallbacks: new client.Counter({
+      name: 'fcdn_read_node_fallbacks_total',
+      help: 'Times a read replica went away and its reads fell back to the primary',
+      labelNames: ['node'],
+      registers: [registry],
+    }),
+    reads: new client.Counter({
+      name: 'fcdn_db_reads_total',
+      help: 'Steps of read-only work (a search snapshot, a listing or loader batch, an image lookup) by the node that ran them: primary or a replica',
+      labelNames: ['node'],
       registers: [registry],
     }),
     reindexDone: new client.Gauge({

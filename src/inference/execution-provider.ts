@@ -9,10 +9,10 @@
  */
 import ort from 'onnxruntime-node';
 import { createThreadedSession } from './session-thread.ts';
-import type { ExecutionProvider, ExecutionProviderSetting, InferenceLogger } from './types.ts';
+import type { EncoderSession, ExecutionProvider, ExecutionProviderSetting, InferenceLogger } from './types.ts';
 
-/** What the encoder needs of a session: an onnxruntime session, here or on its own thread. */
-export type EncoderSession = Pick<ort.InferenceSession, 'inputNames' | 'outputNames' | 'run' | 'release'>;
+/** (Defined in ./types.ts, which ./session-thread.ts also reads.) */
+export type { EncoderSession };
 
 export type SessionFactory = (
   model: Uint8Array,

@@ -9,7 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type ort from 'onnxruntime-node';
-import type { EncoderSession } from './execution-provider.ts';
+import type { EncoderSession } from './types.ts';
 
 interface Reply {
   id: number;

@@ -1,6 +1,7 @@
 /** Patients, studies and nodule cases: the relational part, through Prisma. */
 import { Prisma, type NoduleCase, type Study } from '../generated/prisma/client.ts';
 import type { Executor, PrismaClient } from './executor.ts';
+import { EXTERNAL_ID_LOCK } from '../db/locks.ts';
 
 export type MalignancyClass = 'BENIGN' | 'INDETERMINATE' | 'MALIGNANT';
 
@@ -130,13 +131,16 @@ export class CaseRepository {
   }
 
   /**
-   * Locks the case row (FOR UPDATE) of this externalId for the caller's transaction; its id, or
-   * null when there is none. A re-ingest takes it before it touches the old slices, so that it
-   * and deleteCase lock in one order, case row first (issue 13, item 9).
+   * Locks the case row (FOR UPDATE) of this externalId for the caller's transaction; its id and
+   * patient, or null when there is none. A re-ingest takes it before it touches the old slices, so
+   * that it and deleteCase lock in one order, case row first (issue 13, item 9). An advisory lock
+   * on the externalId comes first: two ingests of one new externalId (with no row to lock yet)
+   * wait for each other, so the second sees the first's case instead of failing on the unique key.
    */
-  async lockByExternalId(tx: Executor, externalId: string): Promise<number | null> {
-    const rows = await tx.$queryRawUnsafe<{ id: number }[]>('SELECT id FROM nodule_cases WHERE external_id = $1 FOR UPDATE', externalId);
-    return rows[0]?.id ?? null;
+  async lockByExternalId(tx: Executor, externalId: string): Promise<{ id: number; patientId: number } | null> {
+    await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock($1::int, hashtext($2))::text', EXTERNAL_ID_LOCK, externalId);
+    const rows = await tx.$queryRawUnsafe<{ id: number; patientId: number }[]>('SELECT id, patient_id AS "patientId" FROM nodule_cases WHERE external_id = $1 FOR UPDATE', externalId);
+    return rows[0] ?? null;
   }
 
   /**

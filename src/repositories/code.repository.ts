@@ -17,7 +17,11 @@ const SELECT_CODES = `SELECT slice_id AS "sliceId", case_id AS "caseId", slice_o
 export class CodeRepository {
   constructor(private readonly prisma: PrismaClient) {}
 
-  /** Writes (or overwrites) the codes of these slices under one model. */
+  /**
+   * Writes (or overwrites) the codes of these slices under one model. A row whose codes are
+   * unchanged is not rewritten, so reindexing the active model marks no case dirty in the search
+   * blocks (issue 13, item 10): only cases whose codes did change leave the blocks.
+   */
   async upsert(db: Executor, modelId: number, rows: readonly SliceCodeRow[]): Promise<void> {
     if (rows.length === 0) return;
     await db.$executeRawUnsafe(
@@ -26,7 +30,8 @@ export class CodeRepository {
        FROM unnest($2::int[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[])
             AS s(slice_id, case_id, slice_offset, shallow, middle, deep)
        ON CONFLICT (model_id, slice_id) DO UPDATE
-         SET shallow = EXCLUDED.shallow, middle = EXCLUDED.middle, deep = EXCLUDED.deep`,
+         SET shallow = EXCLUDED.shallow, middle = EXCLUDED.middle, deep = EXCLUDED.deep
+         WHERE (slice_codes.shallow, slice_codes.middle, slice_codes.deep) IS DISTINCT FROM (EXCLUDED.shallow, EXCLUDED.middle, EXCLUDED.deep)`,
       modelId,
       rows.map((r) => r.sliceId),
       rows.map((r) => r.caseId),
@@ -46,7 +51,7 @@ export class CodeRepository {
   }
 
   /** Slices that have no codes under this model yet (reindex's final sweep). */
-  async slicesWithoutCodes(db: Executor, modelId: number, limit: number): Promise<number[]> {
+  async slicesWithoutCodes(modelId: number, limit: number, db: Executor = this.prisma): Promise<number[]> {
     const rows = await db.$queryRawUnsafe<{ id: number }[]>(
       `SELECT s.id FROM slices s
        WHERE NOT EXISTS (SELECT 1 FROM slice_codes c WHERE c.model_id = $1 AND c.slice_id = s.id)

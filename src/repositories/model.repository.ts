@@ -41,11 +41,23 @@ export class ModelRepository {
    * (so the switch waits for ingests in flight, and new ones wait for the switch), then `slices`
    * in SHARE mode (no slice can be added or removed until the switch commits). An ingest locks
    * the model row and then writes slices, so the two can wait for each other but never deadlock.
-   * Call it first in the switch's transaction, before checking for missing codes.
+   * Call it first in the switch's transaction, before checking for missing codes. Returns the
+   * model active now (the one the switch retires), null when none is.
    */
-  async lockForSwitch(tx: Executor): Promise<void> {
-    await tx.$queryRawUnsafe('SELECT id FROM model_versions WHERE active FOR NO KEY UPDATE');
+  async lockForSwitch(tx: Executor): Promise<number | null> {
+    const [active] = await tx.$queryRawUnsafe<{ id: number }[]>('SELECT id FROM model_versions WHERE active FOR NO KEY UPDATE');
     await tx.$executeRawUnsafe('LOCK TABLE slices IN SHARE MODE');
+    return active?.id ?? null;
+  }
+
+  /**
+   * Inside an ingest transaction: the active model's id, its row held FOR SHARE until commit, so
+   * a switch (lockForSwitch) waits for the ingest, and an ingest that encoded under a model
+   * switched away meanwhile sees it and encodes again.
+   */
+  async lockActiveForIngest(tx: Executor): Promise<number | null> {
+    const [active] = await tx.$queryRawUnsafe<{ id: number }[]>('SELECT id FROM model_versions WHERE active FOR SHARE');
+    return active?.id ?? null;
   }
 
   async activate(db: Executor, id: number): Promise<ModelVersion> {

@@ -9,7 +9,7 @@ export class ObjectDeletionRepository {
   constructor(private readonly prisma: PrismaClient) {}
 
   /** Schedules the keys for removal in delayMs; a key already pending keeps the earlier due time. */
-  async schedule(db: Executor, keys: readonly string[], delayMs = 0): Promise<void> {
+  async schedule(keys: readonly string[], delayMs: number, db: Executor = this.prisma): Promise<void> {
     if (keys.length === 0) return;
     await db.$executeRawUnsafe(
       `INSERT INTO pending_object_deletions (object_key, due_at)

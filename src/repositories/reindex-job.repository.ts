@@ -54,14 +54,24 @@ export class ReindexJobRepository {
     });
   }
 
-  async finish(db: Executor, id: number, status: JobStatus, error: string | null = null): Promise<ReindexJob> {
+  /**
+   * A worker's end of its job: only while the job is RUNNING under this worker's id. False when it
+   * is not (another worker took it over after this one's heartbeat went stale, or it ended): the
+   * caller then leaves the job, and the model switch, to its owner (issue 13, item 11).
+   */
+  async finishOwned(id: number, workerId: string, status: JobStatus, error: string | null = null, db: Executor = this.prisma): Promise<boolean> {
+    const { count } = await db.reindexJob.updateMany({ where: { id, workerId, status: 'RUNNING' }, data: { status, error, finishedAt: new Date() } });
+    return count === 1;
+  }
+
+  async finish(id: number, status: JobStatus, error: string | null = null, db: Executor = this.prisma): Promise<ReindexJob> {
     return db.reindexJob.update({ where: { id }, data: { status, error, finishedAt: new Date() } });
   }
 
   async requestCancel(id: number): Promise<ReindexJob | null> {
     const job = await this.prisma.reindexJob.findUnique({ where: { id } });
     if (!job) return null;
-    if (job.status === 'QUEUED') return this.finish(this.prisma, id, 'CANCELLED');
+    if (job.status === 'QUEUED') return this.finish(id, 'CANCELLED');
     if (job.status === 'RUNNING') return this.prisma.reindexJob.update({ where: { id }, data: { cancelRequested: true } });
     return job;
   }

@@ -14,7 +14,7 @@ export interface NewReport {
 export class ReportRepository {
   constructor(private readonly prisma: PrismaClient) {}
 
-  async create(db: Executor, report: NewReport): Promise<DiagnosticReport> {
+  async create(report: NewReport, db: Executor = this.prisma): Promise<DiagnosticReport> {
     return db.diagnosticReport.create({ data: report });
   }
 

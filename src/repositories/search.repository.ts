@@ -4,12 +4,21 @@
  * (Postgres with scripts/install-fcdn-search.sh), else `naive` (PGlite, or a Postgres without it).
  * Every method it may choose is exact and returns the same rows, ties included.
  */
-import { DEFAULT_SLICE_WINDOW, type SearchMethodSetting } from '../config.ts';
-import type { JointWeights } from '../domain/joint-distance.ts';
+import { DEFAULT_SLICE_WINDOW, type JointWeights } from '../domain/joint-distance.ts';
 import type { CaseFilter } from './case.repository.ts';
 import type { PrismaClient } from './executor.ts';
-import { BlockMaintenance, isSqlState, type BlockMaintenanceOptions } from './search-methods/blocks.ts';
+import { isSqlState } from '../db/postgres-errors.ts';
+import { BlockMaintenance, type BlockMaintenanceOptions } from './search-methods/blocks.ts';
 import { BLOCKS_AVAILABLE_SQL, BLOCKS_SEARCH_SQL, BLOCKS_TIE_COUNT_SQL, HNSW_RERANK_SEARCH_SQL, JOINT_DISTANCE_SEARCH_SQL, JOINT_TIE_COUNT_SQL, NO_BLOCKS_SQLSTATE } from './search-sql.ts';
+
+/**
+ * FCDN_SEARCH_METHOD: how similarCases ranks (./search-sql.ts). `auto` (default): `blocks` where
+ * the fcdn_search extension is installed (Postgres), else `naive`; `naive`: the plain SQL scan;
+ * `blocks`: the compiled scan over packed code blocks (fails where it is missing). All are exact
+ * and give the same answer.
+ */
+export type SearchMethodSetting = 'auto' | 'naive' | 'blocks';
+export const SEARCH_METHODS: readonly SearchMethodSetting[] = ['auto', 'naive', 'blocks'];
 
 export interface QueryCodes {
   /** Layer-4 and layer-25 codes of every query slice in the slice window; layer-17 code of the centre slice. */
@@ -45,6 +54,12 @@ export interface SearchRepositoryOptions {
   method?: SearchMethodSetting;
   /** AppConfig.sliceWindow (FCDN_SLICE_WINDOW): stored slices at |offset| <= N take part; default DEFAULT_SLICE_WINDOW. */
   sliceWindow?: number;
+  /**
+   * Whether the fcdn_search extension is installed, as the service read it once at start
+   * (buildCore, reported by /healthz). Unset (tests, benchmarks): asked of the database, and
+   * asked again a minute after a no.
+   */
+  blocksAvailable?: boolean;
   /** Rebuild blocks in the background when missing or too dirty (default true). */
   autoMaintain?: boolean;
   maintenance?: BlockMaintenanceOptions;
@@ -73,16 +88,34 @@ export class SearchRepository {
   private readonly setting: SearchMethodSetting;
   private readonly autoMaintain: boolean;
   private available: { value: boolean; at: number } | null = null;
+  /** Runs inside a transaction (a read snapshot): a missing-blocks error must not abort it. */
+  private inTransaction = false;
+  /** Runs on a read replica: blocks it lacks may only not be replayed yet (the upkeep asks the primary). */
+  private onReplica = false;
 
   constructor(
     private readonly prisma: PrismaClient,
     options: SearchRepositoryOptions = {},
   ) {
     this.setting = options.method ?? 'auto';
+    if (options.blocksAvailable !== undefined) this.available = { value: options.blocksAvailable, at: Infinity };
     this.autoMaintain = options.autoMaintain ?? true;
     this.sliceWindow = options.sliceWindow ?? DEFAULT_SLICE_WINDOW;
     if (!Number.isInteger(this.sliceWindow) || this.sliceWindow < 0) throw new Error(`slice window must be an integer >= 0, got ${this.sliceWindow}`);
     this.blocks = new BlockMaintenance(prisma, this.sliceWindow, options.maintenance);
+  }
+
+  /**
+   * The same search over another executor: a read node, or a snapshot transaction on one
+   * (./read-session.ts). Settings, the extension check and the block upkeep (rebuilds run on the
+   * primary, and reach the replicas by replication) stay this repository's.
+   */
+  on(executor: PrismaClient, where: { inTransaction?: boolean; replica?: boolean } = {}): SearchRepository {
+    const view = Object.create(this) as SearchRepository;
+    Object.defineProperty(view, 'prisma', { value: executor });
+    Object.defineProperty(view, 'inTransaction', { value: where.inTransaction ?? false });
+    Object.defineProperty(view, 'onReplica', { value: where.replica ?? false });
+    return view;
   }
 
   /** Is the fcdn_search extension installed in this database? (Re-checked a minute after a no.) */
@@ -103,6 +136,23 @@ export class SearchRepository {
     return 'naive';
   }
 
+  /**
+   * Before a switch to a model (issue 13, item 10): its blocks, built now where searches use
+   * blocks, so the first searches after the switch do not fall back to the plain SQL while the
+   * upkeep loop builds them. False where nothing was built (naive, or another process is building
+   * them, or it failed: reported to the rebuild's onError, and the switch goes on, since searches
+   * stay exact without blocks and the upkeep loop builds them after the first search).
+   */
+  async prepareBlocksFor(modelId: number): Promise<boolean> {
+    try {
+      if ((await this.method()) !== 'blocks') return false;
+      return (await this.blocks.rebuild(modelId)) !== null;
+    } catch (err) {
+      this.blocks.reportError(err);
+      return false;
+    }
+  }
+
   async jointDistanceSearch(s: JointSearch): Promise<RankedCase[]> {
     return this.searchWith(await this.method(), s);
   }
@@ -119,14 +169,15 @@ export class SearchRepository {
       }, { maxWait: 10_000, timeout: 120_000 });
     }
     try {
-      const hits = await this.run(BLOCKS_SEARCH_SQL, s);
-      if (this.autoMaintain) this.blocks.maybeMaintain(s.modelId);
+      const hits = await this.blocksStep(() => this.run(BLOCKS_SEARCH_SQL, s));
+      if (this.autoMaintain) this.blocks.noteSearched(s.modelId);
       return hits;
     } catch (err) {
       if (!isSqlState(err, NO_BLOCKS_SQLSTATE, 'fcdn_search: no blocks for model')) throw err;
       // Not built yet (a new model, a fresh database) or packed with another slice window: the
       // plain SQL answers; build them (for this window) now.
-      if (this.autoMaintain) this.blocks.maybeMaintain(s.modelId, true);
+      // On a replica the upkeep checks the primary's status first rather than rebuilding at once.
+      if (this.autoMaintain) this.blocks.noteSearched(s.modelId, !this.onReplica);
       return this.run(JOINT_DISTANCE_SEARCH_SQL, s);
     }
   }
@@ -143,8 +194,8 @@ export class SearchRepository {
     if ((await this.method()) === 'blocks') {
       try {
         for (let limit = Math.max(2 * s.k, 64); limit <= BLOCKS_MAX_K; limit *= 2) {
-          const [row] = await this.prisma.$queryRawUnsafe<{ tied: number; ranked: number; last: number | null }[]>(
-            BLOCKS_TIE_COUNT_SQL, ...this.params({ ...s, k: limit }), joint);
+          const [row] = await this.blocksStep(() => this.prisma.$queryRawUnsafe<{ tied: number; ranked: number; last: number | null }[]>(
+            BLOCKS_TIE_COUNT_SQL, ...this.params({ ...s, k: limit }), joint));
           if (!row) break;
           if (Number(row.ranked) < limit || Number(row.last) > joint) return Number(row.tied);
         }
@@ -155,6 +206,21 @@ export class SearchRepository {
     }
     const [row] = await this.prisma.$queryRawUnsafe<{ n: number }[]>(JOINT_TIE_COUNT_SQL, ...this.params({ ...s, k: null }), joint);
     return Number(row?.n ?? 0);
+  }
+
+  /** A blocks statement; inside a transaction behind a savepoint, so that "no blocks" leaves it usable for the plain SQL. */
+  private async blocksStep<T>(statement: () => Promise<T>): Promise<T> {
+    if (!this.inTransaction) return statement();
+    await this.prisma.$executeRawUnsafe('SAVEPOINT fcdn_blocks');
+    try {
+      const result = await statement();
+      await this.prisma.$executeRawUnsafe('RELEASE SAVEPOINT fcdn_blocks');
+      return result;
+    } catch (err) {
+      // A lost connection fails this too; the caller sees the statement's own error.
+      await this.prisma.$executeRawUnsafe('ROLLBACK TO SAVEPOINT fcdn_blocks').catch(() => {});
+      throw err;
+    }
   }
 
   /** $1..$15 of every search SQL (search-sql.ts); k null: no limit. */

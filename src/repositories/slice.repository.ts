@@ -15,6 +15,10 @@ export class SliceRepository {
     return db.slice.findMany({ where: { caseId: { in: [...caseIds] } }, orderBy: [{ caseId: 'asc' }, { sliceOffset: 'asc' }] });
   }
 
+  async findByIds(ids: readonly number[]): Promise<Slice[]> {
+    return this.prisma.slice.findMany({ where: { id: { in: [...ids] } } });
+  }
+
   async findById(id: number): Promise<Slice | null> {
     return this.prisma.slice.findUnique({ where: { id } });
   }

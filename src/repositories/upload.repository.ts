@@ -63,6 +63,13 @@ export class UploadRepository {
     return rows.map((r) => r.upload_key);
   }
 
+  /** Which of these keys have an upload row (live or expired). */
+  async existing(keys: readonly string[]): Promise<Set<string>> {
+    if (keys.length === 0) return new Set();
+    const rows = await this.prisma.$queryRawUnsafe<{ upload_key: string }[]>('SELECT upload_key FROM slice_uploads WHERE upload_key = ANY($1::text[])', [...keys]);
+    return new Set(rows.map((r) => r.upload_key));
+  }
+
   /** Up to `limit` uploads that expired before `now`, oldest first. */
   async findExpired(now: Date, limit: number): Promise<UploadRecord[]> {
     const rows = await this.prisma.$queryRawUnsafe<UploadRow[]>(

@@ -1,11 +1,10 @@
 /** What every resolver receives: the caller (checked lazily), the services and this request's loaders. */
-import type { ApiKeyRing, Caller } from '../auth/api-keys.ts';
+import type { ApiKeyRing, Caller, Role } from '../auth/api-keys.ts';
 import { requireRole } from '../auth/api-keys.ts';
 import type { ImageUrlSigner } from '../auth/image-urls.ts';
 import type { Logger } from 'pino';
-import type { Role } from '../config.ts';
 import type { Services } from '../services/index.ts';
-import type { Loaders } from './loaders.ts';
+import type { Loaders } from '../services/loaders.ts';
 
 export interface GraphQLContext {
   services: Services;

@@ -1,6 +1,7 @@
 import { NotFoundError } from '../errors.ts';
 import type { AttachReportInput } from '../services/case.service.ts';
 import type { IngestCaseInput } from '../services/ingest.service.ts';
+import type { ImportFromPacsInput } from '../services/pacs.service.ts';
 import type { GraphQLContext } from './context.ts';
 import { optionalId, parseId } from './ids.ts';
 
@@ -10,6 +11,14 @@ export const Mutation = {
     const id = await ctx.services.ingest.ingestCase(input);
     const stored = await ctx.loaders.caseById.load(id);
     // A deleteCase that ran right after the commit wins; say so rather than return null.
+    if (!stored) throw new NotFoundError(`case ${id} was stored and then deleted by a concurrent deleteCase before it could be read back`);
+    return stored;
+  },
+
+  async importFromPacs(_: unknown, { input }: { input: ImportFromPacsInput }, ctx: GraphQLContext) {
+    ctx.require('writer');
+    const id = await ctx.services.pacs.importFromPacs(input);
+    const stored = await ctx.loaders.caseById.load(id);
     if (!stored) throw new NotFoundError(`case ${id} was stored and then deleted by a concurrent deleteCase before it could be read back`);
     return stored;
   },

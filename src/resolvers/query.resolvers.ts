@@ -11,7 +11,7 @@ interface SimilarCasesArgs {
 export const Query = {
   async similarCases(_: unknown, { input }: SimilarCasesArgs, ctx: GraphQLContext) {
     ctx.require('reader');
-    return ctx.services.search.similarCases({ ...input, caseId: optionalId(input.caseId, 'caseId') });
+    return ctx.services.search.similarCases({ ...input, caseId: optionalId(input.caseId, 'caseId') }, ctx.loaders.reads);
   },
 
   async case(_: unknown, { id }: { id: string }, ctx: GraphQLContext) {
@@ -21,12 +21,12 @@ export const Query = {
 
   async caseByExternalId(_: unknown, { externalId }: { externalId: string }, ctx: GraphQLContext) {
     ctx.require('reader');
-    return ctx.services.cases.byExternalId(externalId);
+    return ctx.services.cases.byExternalId(externalId, ctx.loaders.reads);
   },
 
   async cases(_: unknown, args: { first?: number | null; after?: string | null; filter?: CaseFilter | null }, ctx: GraphQLContext) {
     ctx.require('reader');
-    const page = await ctx.services.cases.list(args.first ?? 20, args.after, args.filter);
+    const page = await ctx.services.cases.list(args.first ?? 20, args.after, args.filter, ctx.loaders.reads);
     return {
       edges: page.rows.map((node) => ({ cursor: page.cursorOf(node), node })),
       pageInfo: { hasNextPage: page.hasNextPage, endCursor: page.rows.length ? page.cursorOf(page.rows[page.rows.length - 1]!) : null },
@@ -36,7 +36,7 @@ export const Query = {
 
   async study(_: unknown, { studyInstanceUid }: { studyInstanceUid: string }, ctx: GraphQLContext) {
     ctx.require('reader');
-    return ctx.services.cases.study(studyInstanceUid);
+    return ctx.services.cases.study(studyInstanceUid, ctx.loaders.reads);
   },
 
   async models(_: unknown, __: unknown, ctx: GraphQLContext) {

@@ -2,16 +2,24 @@
 import type * as db from '../generated/prisma/client.ts';
 import type { CaseRecord, StudyRecord } from '../repositories/case.repository.ts';
 import type { RankedCase } from '../repositories/search.repository.ts';
-import { parseDisplayWindow } from '../inference/display.ts';
+import { parseDisplayWindow } from '../imaging/display.ts';
 import type { SimilarCasesAnswer } from '../services/search.service.ts';
 import type { GraphQLContext } from './context.ts';
-import { codeKey } from './loaders.ts';
+import { codeKey } from '../services/loaders.ts';
 import { optionalId } from './ids.ts';
 
 export const NoduleCase = {
   study: (c: CaseRecord, _: unknown, ctx: GraphQLContext) => (c.studyId == null ? null : ctx.loaders.studyById.load(c.studyId)),
   slices: (c: CaseRecord, _: unknown, ctx: GraphQLContext) => ctx.loaders.slicesByCase.load(c.id),
   reports: (c: CaseRecord, _: unknown, ctx: GraphQLContext) => ctx.loaders.reportsByCase.load(c.id),
+  /** FCDN_VIEWER_URL_TEMPLATE filled with the case's UIDs; null without a template or a study. */
+  async viewerUrl(c: CaseRecord, _: unknown, ctx: GraphQLContext) {
+    const links = ctx.services.viewerLinks;
+    if (c.studyId == null || !links.names('studyInstanceUid')) return null;
+    const study = await ctx.loaders.studyById.load(c.studyId);
+    const centre = links.names('sopInstanceUid') ? (await ctx.loaders.slicesByCase.load(c.id)).find((s) => s.sliceOffset === 0) : undefined;
+    return links.forCase({ studyInstanceUid: study?.studyInstanceUid, seriesInstanceUid: c.seriesInstanceUid, sopInstanceUid: centre?.sopInstanceUid });
+  },
 };
 
 export const Slice = {

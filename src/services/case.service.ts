@@ -1,10 +1,8 @@
 /** Reading, listing and deleting cases; attaching reports to cases and studies. */
-import type { Logger } from 'pino';
 import { BadInputError, NotFoundError } from '../errors.ts';
-import type { DiagnosticReport } from '../generated/prisma/client.ts';
+import type { DiagnosticReport } from '../repositories/records.ts';
 import type { CaseCursor, CaseFilter, CaseRecord, StudyRecord } from '../repositories/case.repository.ts';
-import type { Repositories } from '../repositories/index.ts';
-import type { ObjectStore } from '../storage/object-store.ts';
+import type { ReadSession, Repositories } from '../repositories/index.ts';
 import { checkReport, type ReportInput } from './ingest.service.ts';
 import type { ObjectJanitor } from './object-janitor.ts';
 
@@ -39,25 +37,24 @@ export interface AttachReportInput {
 export class CaseService {
   constructor(
     private readonly repos: Repositories,
-    private readonly store: ObjectStore,
-    private readonly log: Logger,
     private readonly janitor: ObjectJanitor,
   ) {}
 
-  async list(first: number, after: string | null | undefined, filter: CaseFilter | null | undefined): Promise<CasePage> {
+  /** Listings read on `reads` (the request's read node: the primary, or a replica with FCDN_READ_DATABASE_URL). */
+  async list(first: number, after: string | null | undefined, filter: CaseFilter | null | undefined, reads: ReadSession = this.repos.reads()): Promise<CasePage> {
     if (!Number.isInteger(first) || first < 0 || first > MAX_PAGE) throw new BadInputError(`first must be an integer from 0 to ${MAX_PAGE}`);
     const cursor = after ? decodeCursor(after) : null;
     // One extra row tells whether another page follows.
-    const { rows, totalCount } = await this.repos.cases.list(first + 1, cursor, filter);
+    const { rows, totalCount } = await reads.run((r) => r.cases.list(first + 1, cursor, filter));
     return { rows: rows.slice(0, first), totalCount, hasNextPage: rows.length > first, cursorOf: encodeCursor };
   }
 
-  async byExternalId(externalId: string): Promise<CaseRecord | null> {
-    return this.repos.cases.findByExternalId(externalId);
+  async byExternalId(externalId: string, reads: ReadSession = this.repos.reads()): Promise<CaseRecord | null> {
+    return reads.run((r) => r.cases.findByExternalId(externalId));
   }
 
-  async study(studyInstanceUid: string): Promise<StudyRecord | null> {
-    return this.repos.cases.findStudyByUid(studyInstanceUid);
+  async study(studyInstanceUid: string, reads: ReadSession = this.repos.reads()): Promise<StudyRecord | null> {
+    return reads.run((r) => r.cases.findStudyByUid(studyInstanceUid));
   }
 
   /**
@@ -66,12 +63,12 @@ export class CaseService {
    * (ObjectJanitor retries until it can), never forgotten.
    */
   async delete(id: number): Promise<boolean> {
-    const keys = await this.repos.prisma.$transaction(async (tx) => {
+    const keys = await this.repos.transaction(async (tx) => {
       // The keys of the slices this transaction deletes, read after the case row is locked: a
       // re-ingest that commits meanwhile cannot leave its new images unscheduled (issue 13, item 9).
       const keys = await this.repos.cases.deleteReturningImageKeys(tx, id);
       if (!keys) return null;
-      await this.repos.objectDeletions.schedule(tx, keys, 0);
+      await this.repos.objectDeletions.schedule(keys, 0, tx);
       return keys;
     });
     if (!keys) throw new NotFoundError(`no case with id ${id}`);
@@ -97,6 +94,6 @@ export class CaseService {
       studyId = study.id;
     }
     const r = input.report;
-    return this.repos.reports.create(this.repos.prisma, { caseId, studyId, text: r.text, impression: r.impression ?? null, author: r.author ?? null, issuedAt: r.issuedAt ?? null });
+    return this.repos.reports.create({ caseId, studyId, text: r.text, impression: r.impression ?? null, author: r.author ?? null, issuedAt: r.issuedAt ?? null });
   }
 }

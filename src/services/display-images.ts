@@ -1,9 +1,9 @@
 /**
- * Display renditions of stored slices and query slices (the imaging itself: src/inference/display.ts).
+ * Display renditions of stored slices and query slices (the imaging itself: src/imaging/display.ts).
  * The /images route and the GraphQL previews call this; neither renders anything itself.
  */
 import { NotFoundError } from '../errors.ts';
-import { displayDataUrl, displayPng, type DisplayWindowName } from '../inference/display.ts';
+import { displayDataUrl, displayPng, type DisplayWindowName } from '../imaging/display.ts';
 import type { Repositories } from '../repositories/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 
@@ -21,7 +21,8 @@ export class DisplayImageService {
 
   /** The stored slice's PNG as it was stored (16-bit HU + 32768, or 8-bit), or its 8-bit rendition in a window. */
   async slicePng(sliceId: number, window: DisplayWindowName | null): Promise<Buffer> {
-    const slice = await this.repos.slices.findById(sliceId);
+    // An image read may be served by a read node (FCDN_READ_DATABASE_URL).
+    const slice = await this.repos.reads().run((r) => r.slices.findById(sliceId));
     if (!slice) throw new NotFoundError('no such slice');
     const png = await this.store.get(slice.imageKey);
     return window == null ? png : displayPng(png, window);

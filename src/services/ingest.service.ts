@@ -7,12 +7,10 @@
  */
 import crypto from 'node:crypto';
 import type { Logger } from 'pino';
-import { retryOnDeadlock } from '../db/connection-errors.ts';
 import { BadInputError, UnavailableError } from '../errors.ts';
-import type { PreparedSlice } from '../inference/types.ts';
+import type { PreparedSlice } from '../imaging/types.ts';
 import type { MalignancyClass } from '../repositories/case.repository.ts';
-import type { Executor } from '../repositories/executor.ts';
-import type { Repositories } from '../repositories/index.ts';
+import type { Repositories, Transaction } from '../repositories/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { ModelService } from './model.service.ts';
 import type { PrepareSlice } from './ports.ts';
@@ -130,7 +128,7 @@ export class IngestService {
     let oldKeys: string[] = [];
     // On the outbox before the first byte is stored: a process killed from here to the commit
     // leaves nothing behind once the grace period is over (ObjectJanitor).
-    await this.repos.objectDeletions.schedule(this.repos.prisma, keys, this.janitor.options.uploadGraceMs);
+    await this.repos.objectDeletions.schedule(keys, this.janitor.options.uploadGraceMs);
     try {
       // Every put settles before a failure is thrown: the discard below must not run while some
       // are still in flight, or they land after it and stay (issue 13, item 6).
@@ -139,13 +137,12 @@ export class IngestService {
       if (failedPut) throw failedPut.reason;
       // All or nothing, its images already stored and still on the outbox: safe to run again when
       // the database aborted it to break a deadlock (issue 13, item 2).
-      const caseId = await retryOnDeadlock(() => this.repos.prisma.$transaction(
+      const caseId = await this.repos.transaction(
         async (tx) => {
           oldKeys = [];
           // Lock the active model row: a reindex that activates another model waits for us, and
           // if one did so while we encoded, we encode again rather than store stale codes.
-          const [active] = await tx.$queryRawUnsafe<{ id: number }[]>('SELECT id FROM model_versions WHERE active FOR SHARE');
-          if (active?.id !== version.id) throw new ActiveModelChanged();
+          if ((await this.repos.models.lockActiveForIngest(tx)) !== version.id) throw new ActiveModelChanged();
           if ((await this.repos.objectDeletions.withdraw(tx, keys)) !== keys.length) {
             throw new UnavailableError('the images of this ingest were stored too long before it could commit and have been removed; nothing was stored, retry');
           }
@@ -165,13 +162,20 @@ export class IngestService {
           };
           // The case row is locked before its old slices are touched: deleteCase locks it first too,
           // so the two wait for each other instead of deadlocking (issue 13, item 9).
-          const existingId = input.externalId ? await this.repos.cases.lockByExternalId(tx, input.externalId) : null;
+          const existing = input.externalId ? await this.repos.cases.lockByExternalId(tx, input.externalId) : null;
+          // An externalId names one nodule of one patient: a re-ingest under another patient key
+          // is refused rather than moving the case (a mistyped key would rewrite another patient's).
+          if (existing && existing.patientId !== patientId) {
+            throw new BadInputError(
+              `externalId "${input.externalId}" is stored under another patient key; a case keeps its patient. Use another externalId, or deleteCase the stored one first`,
+            );
+          }
           let caseId: number;
-          if (existingId != null) {
-            caseId = existingId;
+          if (existing != null) {
+            caseId = existing.id;
             oldKeys = (await this.repos.slices.findByCaseIds([caseId], tx)).map((s) => s.imageKey);
             await this.repos.slices.deleteByCase(tx, caseId);
-            await this.repos.objectDeletions.schedule(tx, oldKeys, 0);
+            await this.repos.objectDeletions.schedule(oldKeys, 0, tx);
             await this.repos.reports.deleteByCase(tx, caseId);
             await this.repos.cases.replace(tx, caseId, fields);
           } else {
@@ -188,19 +192,22 @@ export class IngestService {
             slices.map((s: PreparedSlice, i) => ({ sliceId: sliceIds[i]!, caseId, offset: s.offset, ...codes[i]! })),
           );
           if (input.report) {
-            await this.repos.reports.create(tx, {
-              caseId,
-              studyId,
-              text: input.report.text,
-              impression: input.report.impression ?? null,
-              author: input.report.author ?? null,
-              issuedAt: input.report.issuedAt ?? null,
-            });
+            await this.repos.reports.create(
+              {
+                caseId,
+                studyId,
+                text: input.report.text,
+                impression: input.report.impression ?? null,
+                author: input.report.author ?? null,
+                issuedAt: input.report.issuedAt ?? null,
+              },
+              tx,
+            );
           }
           return caseId;
         },
-        { timeout: 60_000, maxWait: 30_000 },
-      ));
+        { timeout: 60_000, maxWait: 30_000, retryOnDeadlock: true },
+      );
       await this.janitor.discard(oldKeys);
       return caseId;
     } catch (err) {
@@ -209,7 +216,7 @@ export class IngestService {
     }
   }
 
-  private async studyFor(tx: Executor, studyInstanceUid: string, patientId: number): Promise<number> {
+  private async studyFor(tx: Transaction, studyInstanceUid: string, patientId: number): Promise<number> {
     const study = await this.repos.cases.findStudyByUid(studyInstanceUid, tx);
     if (!study) return this.repos.cases.createStudy(tx, studyInstanceUid, patientId);
     if (study.patientId !== patientId) {

@@ -3,10 +3,9 @@
  * encoders. Search and ingest always use the active model; codes of different models are never
  * compared because every code row carries its model id.
  */
-import type { ModelVersion } from '../generated/prisma/client.ts';
+import type { ModelVersion } from '../repositories/records.ts';
 import { BadInputError, NotFoundError } from '../errors.ts';
-import { retryOnDeadlock } from '../db/connection-errors.ts';
-import type { Repositories } from '../repositories/index.ts';
+import type { Repositories, Transaction } from '../repositories/index.ts';
 import type { LoadEncoder, SliceEncoder } from './ports.ts';
 
 export interface ActiveModel {
@@ -18,7 +17,7 @@ export interface ActiveModel {
  * A model switch waits for the ingests in flight to commit (lockForSwitch); an ingest transaction
  * may take up to its own 60 s, so the switch gets as long, not Prisma's default 5 s.
  */
-export const SWITCH_TRANSACTION = { timeout: 60_000, maxWait: 30_000 } as const;
+export const SWITCH_TRANSACTION = { timeout: 60_000, maxWait: 30_000, retryOnDeadlock: true } as const;
 
 export class ModelService {
   private readonly encoders = new Map<number, Promise<SliceEncoder>>();
@@ -46,7 +45,7 @@ export class ModelService {
     });
     this.encoders.set(version.id, Promise.resolve(encoder));
     // The first model: deactivate-then-activate in one transaction, so no crash leaves none active.
-    if (!(await this.repos.models.findActive())) return this.repos.prisma.$transaction((tx) => this.repos.models.activate(tx, version.id));
+    if (!(await this.repos.models.findActive())) return this.repos.transaction((tx) => this.repos.models.activate(tx, version.id));
     return version;
   }
 
@@ -102,18 +101,43 @@ export class ModelService {
   async activate(id: number): Promise<ModelVersion> {
     const version = await this.get(id);
     await this.encoder(version); // refuse a model whose file cannot be loaded
+    const missingCodes = () => new BadInputError(`model ${id} (${version.name}) has no codes for some stored slices; run reindex(modelId: ${id}), which activates it when it has finished`);
+    if (!version.active) {
+      // Refused early, before its search blocks are built for nothing; checked again under the locks.
+      if ((await this.repos.codes.slicesWithoutCodes(id, 1)).length > 0) throw missingCodes();
+      await this.prepareBlocks(id);
+    }
     // The check and the switch in one transaction, after the switch's locks (issue 13, item 1): an
     // ingest in flight under the old model commits first and is then counted as missing codes.
-    const activated = await retryOnDeadlock(() =>
-      this.repos.prisma.$transaction(async (tx) => {
-        await this.repos.models.lockForSwitch(tx);
-        if ((await this.repos.codes.slicesWithoutCodes(tx, id, 1)).length > 0) return null;
-        return this.repos.models.activate(tx, id);
-      }, SWITCH_TRANSACTION),
-    );
+    const activated = await this.repos.transaction(async (tx) => {
+      const retiring = await this.repos.models.lockForSwitch(tx);
+      if ((await this.repos.codes.slicesWithoutCodes(id, 1, tx)).length > 0) return null;
+      return this.switchWithin(tx, id, retiring);
+    }, SWITCH_TRANSACTION);
     if (!activated) {
-      throw new BadInputError(`model ${id} (${version.name}) has no codes for some stored slices; run reindex(modelId: ${id}), which activates it when it has finished`);
+      if (!version.active) await this.repos.search.blocks.drop(id);
+      throw missingCodes();
     }
+    return activated;
+  }
+
+  /**
+   * Before a switch to a model: its search blocks, so searches right after the switch use them
+   * instead of the plain SQL (issue 13, item 10). A failure is logged, not the switch's: searches
+   * stay exact without blocks, and the upkeep loop builds them after the first search.
+   */
+  async prepareBlocks(id: number): Promise<void> {
+    await this.repos.search.prepareBlocksFor(id);
+  }
+
+  /**
+   * The switch, inside the caller's transaction after ModelRepository.lockForSwitch (which returned
+   * `retiring`, the model active until now): the model goes live, and the retired model's search
+   * blocks and dirty marks go with it, so its triggers stop recording (issue 13, item 10).
+   */
+  async switchWithin(tx: Transaction, id: number, retiring: number | null): Promise<ModelVersion> {
+    const activated = await this.repos.models.activate(tx, id);
+    if (retiring != null && retiring !== id) await this.repos.search.blocks.drop(retiring, tx);
     return activated;
   }
 }

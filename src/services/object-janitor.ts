@@ -16,8 +16,6 @@ export interface ObjectJanitorOptions {
   batchSize: number;
 }
 
-export const DEFAULT_JANITOR_OPTIONS: ObjectJanitorOptions = { uploadGraceMs: 600_000, pollMs: 5_000, batchSize: 100 };
-
 export class ObjectJanitor {
   private readonly loop: PollingLoop;
   /** Keys to make due now, remembered while the database cannot be told. */
@@ -28,7 +26,7 @@ export class ObjectJanitor {
     private readonly repos: Repositories,
     private readonly store: ObjectStore,
     private readonly log: Logger,
-    readonly options: ObjectJanitorOptions = DEFAULT_JANITOR_OPTIONS,
+    readonly options: ObjectJanitorOptions,
   ) {
     this.loop = new PollingLoop('object janitor', options.pollMs, async () => (await this.drain(), false), log);
   }
@@ -67,7 +65,7 @@ export class ObjectJanitor {
     }
     let removed = 0;
     for (;;) {
-      const pass = await this.repos.prisma.$transaction(
+      const pass = await this.repos.transaction(
         async (tx) => {
           // The rows stay locked while the store is asked, so an ingest cannot claim a key being removed.
           const keys = await this.repos.objectDeletions.lockDue(tx, this.options.batchSize);

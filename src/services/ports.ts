@@ -1,5 +1,6 @@
-/** What services need from the model and the image decoders (implemented in src/inference). */
-import type { ModelCard, PreparedSlice, SliceCodeStrings, SliceImage } from '../inference/types.ts';
+/** What services need from the model (implemented in src/inference) and the image decoders (src/imaging). */
+import type { PreparedSlice, SliceImage } from '../imaging/types.ts';
+import type { ModelCard, SliceCodeStrings } from '../inference/types.ts';
 
 export interface SliceEncoder {
   readonly card: ModelCard;
@@ -10,5 +11,5 @@ export interface SliceEncoder {
 }
 
 export type LoadEncoder = (modelPath: string) => Promise<SliceEncoder>;
-/** Decodes one slice; BadInputError for anything unusable (src/inference/slice-preparer.ts runs it off the event loop). */
+/** Decodes one slice; BadInputError for anything unusable (src/imaging/slice-preparer.ts runs it off the event loop). */
 export type PrepareSlice = (image: SliceImage, card: ModelCard) => Promise<PreparedSlice>;

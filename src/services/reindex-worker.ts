@@ -11,8 +11,7 @@
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
-import type { ReindexJob, Slice } from '../generated/prisma/client.ts';
-import { retryOnDeadlock } from '../db/connection-errors.ts';
+import type { ReindexJob, Slice } from '../repositories/records.ts';
 import { BadInputError, NotFoundError } from '../errors.ts';
 import type { Repositories } from '../repositories/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
@@ -92,7 +91,7 @@ export class ReindexWorker {
     try {
       encoder = await this.models.encoder(version);
     } catch (err) {
-      await this.repos.jobs.finish(this.repos.prisma, claimed.id, 'FAILED', `model ${version.id} could not be loaded: ${(err as Error).message}`);
+      await this.repos.jobs.finishOwned(claimed.id, this.workerId, 'FAILED', `model ${version.id} could not be loaded: ${(err as Error).message}`);
       return;
     }
     this.log.info({ jobId: claimed.id, modelId: version.id, cursor: claimed.cursorSliceId }, claimed.cursorSliceId > 0 ? 'resuming reindex job' : 'starting reindex job');
@@ -106,31 +105,40 @@ export class ReindexWorker {
         job = await this.encodeBatch(job, encoder, page, page[page.length - 1]!.id);
       }
       if (job.failed > 0) {
-        await this.repos.jobs.finish(this.repos.prisma, job.id, 'FAILED', `${job.failed} slice image(s) could not be re-encoded; model ${version.id} was not activated`);
+        await this.repos.jobs.finishOwned(job.id, this.workerId, 'FAILED', `${job.failed} slice image(s) could not be re-encoded; model ${version.id} was not activated`);
         return;
       }
+      // The new model's search blocks before the switch, so searches right after it use them
+      // (issue 13, item 10); slices encoded in pass 2 are marked dirty in them, and stay exact.
+      if (!version.active) await this.models.prepareBlocks(version.id);
       // Pass 2: slices ingested meanwhile under the old model; then activate atomically.
       for (;;) {
         if (!this.loop.isRunning) return;
-        // Model row first, then slices: the order of an ingest (issue 13, item 2).
-        const activated = await retryOnDeadlock(() =>
-          this.repos.prisma.$transaction(async (tx) => {
-            await this.repos.models.lockForSwitch(tx);
-            if ((await this.repos.codes.slicesWithoutCodes(tx, version.id, 1)).length > 0) return false;
-            if (!version.active) await this.repos.models.activate(tx, version.id);
-            await this.repos.jobs.finish(tx, job.id, 'SUCCEEDED');
-            return true;
-          }, SWITCH_TRANSACTION),
-        );
-        if (activated) break;
-        const missing = await this.repos.codes.slicesWithoutCodes(this.repos.prisma, version.id, this.options.batchSize);
-        const slices = await this.repos.prisma.slice.findMany({ where: { id: { in: missing } } });
+        // Model row first, then slices: the order of an ingest (issue 13, item 2). The job ends only
+        // if this worker still holds it: after a stale heartbeat another worker may have taken it
+        // over, ended it and even seen the model switched away since (issue 13, item 11).
+        const outcome = await this.repos.transaction(async (tx) => {
+          const retiring = await this.repos.models.lockForSwitch(tx);
+          if ((await this.repos.codes.slicesWithoutCodes(version.id, 1, tx)).length > 0) return 'codes missing';
+          if (!(await this.repos.jobs.finishOwned(job.id, this.workerId, 'SUCCEEDED', null, tx))) return 'taken over';
+          if (!version.active) await this.models.switchWithin(tx, version.id, retiring);
+          return 'activated';
+        }, SWITCH_TRANSACTION);
+        if (outcome === 'taken over') {
+          this.log.warn({ jobId: job.id, modelId: version.id, workerId: this.workerId }, 'reindex job taken over by another worker; leaving it to that worker');
+          return;
+        }
+        if (outcome === 'activated') break;
+        const missing = await this.repos.codes.slicesWithoutCodes(version.id, this.options.batchSize);
+        const slices = await this.repos.slices.findByIds(missing);
         job = await this.encodeBatch(job, encoder, slices, job.cursorSliceId);
       }
       this.log.info({ jobId: job.id, modelId: version.id, done: job.done }, 'reindex job finished; model active');
     } catch (err) {
       if (err instanceof JobCancelled) {
-        await this.repos.jobs.finish(this.repos.prisma, job.id, 'CANCELLED');
+        // Blocks built for a switch that will not happen would be kept up to date for nothing.
+        if (!version.active) await this.repos.search.blocks.drop(version.id);
+        await this.repos.jobs.finishOwned(job.id, this.workerId, 'CANCELLED');
         this.log.info({ jobId: job.id }, 'reindex job cancelled');
         return;
       }
@@ -160,7 +168,7 @@ export class ReindexWorker {
     });
     const codes = await encoder.encode(prepared.map((p) => p.patch));
     const total = await this.repos.slices.count();
-    const next = await this.repos.prisma.$transaction(async (tx) => {
+    const next = await this.repos.transaction(async (tx) => {
       await this.repos.codes.upsert(tx, job.modelId, prepared.map((p, i) => ({ sliceId: p.slice.id, caseId: p.slice.caseId, offset: p.slice.sliceOffset, ...codes[i]! })));
       return this.repos.jobs.advance(tx, job.id, this.workerId, cursor, prepared.length, failed, total);
     });

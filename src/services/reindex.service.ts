@@ -1,6 +1,6 @@
 /** Admin side of reindexing: queue a job, cancel it, read its progress. The work: ./reindex-worker.ts. */
 import { NotFoundError } from '../errors.ts';
-import type { ReindexJob } from '../generated/prisma/client.ts';
+import type { ReindexJob } from '../repositories/records.ts';
 import type { Repositories } from '../repositories/index.ts';
 import type { ModelService } from './model.service.ts';
 

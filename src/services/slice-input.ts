@@ -3,7 +3,8 @@
  * stored or computed: counts, offsets, base64, and the image decoders' own checks.
  */
 import { BadInputError } from '../errors.ts';
-import type { ModelCard, PreparedSlice } from '../inference/types.ts';
+import type { PreparedSlice } from '../imaging/types.ts';
+import type { ModelCard } from '../inference/types.ts';
 import type { PrepareSlice } from './ports.ts';
 
 export const MAX_SLICES = 64;

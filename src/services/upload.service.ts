@@ -15,9 +15,8 @@ import crypto from 'node:crypto';
 import type { Logger } from 'pino';
 import type { UploadUrlSigner } from '../auth/upload-urls.ts';
 import { BadInputError, ForbiddenError, NotFoundError } from '../errors.ts';
-import type { Executor } from '../repositories/executor.ts';
-import type { Repositories } from '../repositories/index.ts';
-import type { ObjectStore } from '../storage/object-store.ts';
+import type { Repositories, Transaction } from '../repositories/index.ts';
+import { ObjectTooLargeError, type ObjectStore } from '../storage/object-store.ts';
 import { PollingLoop } from './polling-loop.ts';
 import { MAX_SLICES, type SliceImageInput } from './slice-input.ts';
 
@@ -72,6 +71,22 @@ export class UploadService {
   }
 
   /**
+   * PUT /uploads/<uuid>, before its body is read (issue 13, item 4): the signature, that the
+   * upload is still open, and a Content-Length (when sent) equal to the declared length. So an
+   * unsigned or mismatched request is refused without buffering up to FCDN_MAX_UPLOAD_BYTES.
+   */
+  async admit(key: string, expires: number, sig: string, contentLength: number | null, now = new Date()): Promise<void> {
+    if (!isUploadKey(key) || !this.signer.verify(key, expires, sig, now.getTime())) {
+      throw new ForbiddenError('the upload URL is invalid or has expired; ask createSliceUpload for a new one');
+    }
+    const [upload] = await this.repos.uploads.findLive([key], now);
+    if (!upload) throw new NotFoundError(`upload ${key} does not exist or has expired`);
+    if (contentLength !== null && contentLength !== upload.byteLength) {
+      throw new BadInputError(`the body has ${contentLength} bytes (Content-Length); createSliceUpload declared ${upload.byteLength}`);
+    }
+  }
+
+  /**
    * PUT /uploads/<uuid> on the filesystem store: checks the signature, that the upload is still
    * open and that the body has the declared length, then stores it.
    */
@@ -121,9 +136,12 @@ export class UploadService {
         if (!upload) throw new BadInputError(`${what}: upload ${key} does not exist, has expired or was already used; request a new one with createSliceUpload`);
         let bytes: Buffer;
         try {
-          bytes = await this.store.get(key);
+          // Bounded by the declared length (issue 13, item 5): a presigned PUT binds none, and a
+          // larger object is refused on its size, not read into memory first.
+          bytes = await this.store.get(key, { maxBytes: upload.byteLength });
         } catch (err) {
           if (err instanceof NotFoundError) throw new BadInputError(`${what}: nothing was uploaded to ${key} yet; PUT the image to the upload URL first`);
+          if (err instanceof ObjectTooLargeError) throw new BadInputError(`${what}: upload ${key} holds ${err.size} bytes; createSliceUpload declared ${upload.byteLength}`);
           throw err;
         }
         if (bytes.length !== upload.byteLength) {
@@ -139,7 +157,7 @@ export class UploadService {
    * Inside the ingest transaction: marks the uploads used, so that one upload makes at most one
    * case (a second, concurrent ingest with the same key fails and rolls back).
    */
-  async take(tx: Executor, keys: readonly string[], now = new Date()): Promise<void> {
+  async take(tx: Transaction, keys: readonly string[], now = new Date()): Promise<void> {
     if (keys.length === 0) return;
     const taken = new Set(await this.repos.uploads.take(tx, keys, now));
     const lost = keys.find((k) => !taken.has(k));
@@ -158,6 +176,25 @@ export class UploadService {
     } catch (err) {
       this.log.warn({ err, keys }, 'could not remove used uploads yet; the upload sweeper will');
     }
+  }
+
+  /**
+   * Removes objects under uploads/ that no upload row names (issue 13, item 5): a presigned URL
+   * stays valid after its upload was used by an ingest or swept, and a PUT through it then stores
+   * an object nothing else would find. A row is written before its URL is handed out, so an
+   * object whose row is missing can no longer become a case. Returns how many were removed.
+   */
+  async sweepOrphans(batch = 500): Promise<number> {
+    const keys = (await this.store.list('uploads/')).filter(isUploadKey);
+    let removed = 0;
+    for (let i = 0; i < keys.length; i += batch) {
+      const page = keys.slice(i, i + batch);
+      const known = await this.repos.uploads.existing(page);
+      const orphans = page.filter((k) => !known.has(k));
+      await Promise.all(orphans.map((k) => this.store.delete(k)));
+      removed += orphans.length;
+    }
+    return removed;
   }
 
   /** Removes expired uploads (objects first, then rows); returns how many. */
@@ -201,6 +238,9 @@ export class UploadSweeper {
       try {
         removed = await this.uploads.sweepExpired();
         if (removed > 0) this.log.info({ removed }, 'removed expired uploads');
+        const orphans = await this.uploads.sweepOrphans();
+        if (orphans > 0) this.log.info({ removed: orphans }, 'removed upload objects that no upload names (PUT after their upload was used or expired)');
+        removed += orphans;
       } catch (err) {
         this.log.warn({ err }, 'upload sweep failed; retrying at the next interval');
       }

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { NotFoundError } from '../errors.ts';
-import { assertValidKey, assertValidPrefix, type ObjectStore } from './object-store.ts';
+import { assertValidKey, assertValidPrefix, ObjectTooLargeError, type GetOptions, type ObjectStore } from './object-store.ts';
 
 export class FilesystemObjectStore implements ObjectStore {
   readonly kind = 'filesystem' as const;
@@ -57,10 +57,19 @@ export class FilesystemObjectStore implements ObjectStore {
     }
   }
 
-  async get(key: string): Promise<Buffer> {
+  async get(key: string, options: GetOptions = {}): Promise<Buffer> {
     const file = this.fileOf(key);
     try {
-      return await readFile(file);
+      if (options.maxBytes === undefined) return await readFile(file);
+      // One open file: its size is that of the bytes read (a put replaces the file by rename).
+      const handle = await open(file, 'r');
+      try {
+        const { size } = await handle.stat();
+        if (size > options.maxBytes) throw new ObjectTooLargeError(key, size, options.maxBytes);
+        return await handle.readFile();
+      } finally {
+        await handle.close();
+      }
     } catch (err) {
       const code = errno(err);
       if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') throw new NotFoundError(`no object ${key}`);

@@ -13,7 +13,7 @@ export interface ObjectStore {
   /** Stores `body` under `key`, replacing what was there. Readers see the old or the new bytes, never a mix. */
   put(key: string, body: Buffer, contentType: string): Promise<void>;
   /** The bytes under `key`; NotFoundError when there is no such object. */
-  get(key: string): Promise<Buffer>;
+  get(key: string, options?: GetOptions): Promise<Buffer>;
   /** Removes `key`; removing a missing key is not an error (idempotent). */
   delete(key: string): Promise<void>;
   exists(key: string): Promise<boolean>;
@@ -23,6 +23,26 @@ export interface ObjectStore {
   presignedGetUrl?(key: string, expirySeconds: number): Promise<string>;
   /** A URL to which a client PUTs the object without credentials, for `expirySeconds` (S3 only). */
   presignedPutUrl?(key: string, expirySeconds: number): Promise<string>;
+}
+
+export interface GetOptions {
+  /**
+   * An object larger than this is refused (ObjectTooLargeError) without being read whole: its size
+   * is asked first (S3 HEAD, a file's stat), and a read stops once past the bound (an object
+   * replaced meanwhile). For objects a client wrote (presigned uploads bind no length).
+   */
+  maxBytes?: number;
+}
+
+/** get() with maxBytes met a larger object; `size` is its size as far as it is known. */
+export class ObjectTooLargeError extends BadInputError {
+  constructor(
+    readonly key: string,
+    readonly size: number,
+    readonly maxBytes: number,
+  ) {
+    super(`object ${key} holds ${size} bytes, more than the ${maxBytes} expected`);
+  }
 }
 
 /** Longest key accepted (S3's own limit is 1024 bytes). */

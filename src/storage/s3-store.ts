@@ -14,7 +14,7 @@ import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import { Client } from 'minio';
 import { BadInputError, NotFoundError, UnavailableError } from '../errors.ts';
-import { assertValidKey, assertValidPrefix, type ObjectStore } from './object-store.ts';
+import { assertValidKey, assertValidPrefix, ObjectTooLargeError, type GetOptions, type ObjectStore } from './object-store.ts';
 
 export interface S3ObjectStoreOptions {
   /** Endpoint URL, e.g. `http://minio:9000` or `https://s3.eu-central-1.amazonaws.com`. */
@@ -91,10 +91,16 @@ export class S3ObjectStore implements ObjectStore {
     await reachable(this.client.putObject(this.bucket, key, body, body.length, { 'Content-Type': contentType }));
   }
 
-  async get(key: string): Promise<Buffer> {
+  async get(key: string, options: GetOptions = {}): Promise<Buffer> {
     assertValidKey(key);
+    const max = options.maxBytes;
     let stream: Readable;
     try {
+      if (max !== undefined) {
+        // The size before the body (issue 13, item 5): a presigned PUT may have stored far more than declared.
+        const { size } = await reachable(this.client.statObject(this.bucket, key));
+        if (size > max) throw new ObjectTooLargeError(key, size, max);
+      }
       stream = await reachable(this.client.getObject(this.bucket, key));
     } catch (err) {
       if (isNotFound(err)) throw new NotFoundError(`no object ${key}`);
@@ -102,7 +108,16 @@ export class S3ObjectStore implements ObjectStore {
     }
     return reachable((async () => {
       const chunks: Buffer[] = [];
-      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      let read = 0;
+      for await (const chunk of stream) {
+        read += (chunk as Buffer).length;
+        // Replaced by a larger object between the HEAD and the GET: stop reading.
+        if (max !== undefined && read > max) {
+          stream.destroy();
+          throw new ObjectTooLargeError(key, read, max);
+        }
+        chunks.push(chunk as Buffer);
+      }
       return Buffer.concat(chunks);
     })());
   }

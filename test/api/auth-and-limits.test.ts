@@ -10,10 +10,11 @@ import { after, before, test } from 'node:test';
 import { buildASTSchema, parse } from 'graphql';
 import pino from 'pino';
 import { startService } from '../../src/app.ts';
-import { loadConfig, type Role } from '../../src/config.ts';
+import type { Role } from '../../src/auth/api-keys.ts';
+import { loadConfig } from '../../src/config.ts';
 import { typeDefs } from '../../src/schema/index.ts';
-import { createTestDatabase, usingPostgres } from '../support/test-database.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
+import { createTestDatabase, usingPostgres } from '../../fixtures/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { FIXTURE_MODEL, KEYS, startTestService, type TestService } from '../support/test-service.ts';
 
 let svc: TestService;
@@ -51,6 +52,7 @@ const OPERATIONS: { name: string; query: string; role: Role }[] = [
   { name: 'reindex', query: 'mutation { reindex(modelId: "999") { id } }', role: 'admin' },
   { name: 'cancelReindex', query: 'mutation { cancelReindex(id: "999") { id } }', role: 'admin' },
   { name: 'createSliceUpload', query: 'mutation { createSliceUpload(contentType: "image/png", byteLength: 1000) { key } }', role: 'writer' },
+  { name: 'importFromPacs', query: 'mutation { importFromPacs(input: { nodule: { studyInstanceUid: "1.2", seriesInstanceUid: "1.2.3", sopInstanceUid: "1.2.3.4", centerX: 1, centerY: 1 } }) { id } }', role: 'writer' },
 ];
 
 /** Right shape, never issued; a role's key with a character added or missing; a key split by whitespace. */

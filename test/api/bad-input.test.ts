@@ -4,11 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { encodeGrayPng, makePhantomDicom, makePhantomPng } from '../../src/inference/index.ts';
-import { phantomHu } from '../../src/inference/phantoms.ts';
+import { encodeGrayPng } from '../../src/imaging/index.ts';
+import { makePhantomDicom, makePhantomPng } from '../../fixtures/phantoms.ts';
+import { phantomHu } from '../../fixtures/phantoms.ts';
 import { rawPng } from '../inference/support.ts';
-import { databaseLabel } from '../support/test-database.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
+import { databaseLabel } from '../../fixtures/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
 
 let svc: TestService;
@@ -27,7 +28,7 @@ const slices3 = phantomSlices({ seed: 5, diameterPx: 12 });
 async function snapshot() {
   const counts: Record<string, number> = {};
   for (const t of TABLES) counts[t] = (await svc.db.raw.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${t}`))[0]!.n;
-  return { counts, objects: await svc.service.services.store.list('') };
+  return { counts, objects: await svc.service.store.list('') };
 }
 
 before(async () => {

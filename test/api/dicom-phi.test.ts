@@ -1,7 +1,8 @@
 /**
  * A PACS sends CT slices whose headers are full of patient, physician and site details (DICOM
  * PS3.15 Annex E, basic profile). The service ingests them, searches with them, serves their
- * images... and afterwards not one of those values can be found in any byte it stored: every
+ * images, and fetches them itself from a real PACS (Orthanc: importFromPacs with a patient key
+ * derived from PatientID, a search by PACS nodule, a refused one)... and afterwards not one of those values can be found in any byte it stored: every
  * row of every table (and, on PGlite, every file of the data directory, dead rows and WAL
  * included; on Postgres, a pg_dump of the database), every object in the object store, every
  * file in the data folder, and every log line at trace level.
@@ -15,8 +16,10 @@ import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { openDatabase } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrator.ts';
-import { makePhantomDicom, type IdentifyingField } from '../../src/inference/phantoms.ts';
-import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../support/test-database.ts';
+import { makePhantomDicom, type IdentifyingField } from '../../fixtures/phantoms.ts';
+import { ctSeries } from '../../fixtures/ct-series.ts';
+import { startOrthanc, type Orthanc } from '../../fixtures/orthanc.ts';
+import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../../fixtures/test-database.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
 
 /** Distinctive values, each valid for its VR (PatientSex 'O' and PatientAge '077Y' are too short to search for: sent, not checked). */
@@ -87,6 +90,7 @@ let db: TestDatabase;
 let pgliteDir: string | undefined;
 let logText = '';
 let caseId: string;
+let pacs: Orthanc;
 
 /** Compressed syntaxes too: the header is the same whatever encodes the pixels. */
 const SYNTAX = {
@@ -110,7 +114,15 @@ before(async () => {
     db = opened;
   }
   const sink = { write: (line: string) => void (logText += line) };
-  svc = await startTestService({ db, overrides: { log: pino({ level: 'trace' }, sink) } });
+  // The same headers in a PACS the service fetches from (every marker in every instance).
+  pacs = await startOrthanc();
+  const series = ctSeries({ seed: 88, slices: 3, identifying: IDENTIFYING, transferSyntaxes: [SYNTAX.explicit, SYNTAX.jpegLs, SYNTAX.rle] });
+  for (const slice of series.slices) await pacs.upload(slice.file);
+  svc = await startTestService({
+    db,
+    overrides: { log: pino({ level: 'trace' }, sink) },
+    env: { FCDN_DICOMWEB_URL: pacs.dicomwebUrl, FCDN_PATIENT_KEY_SECRET: 'phi-test-patient-key-secret-0123456789ab' },
+  });
 
   const ingest = await svc.gql('mutation ($input: IngestCaseInput!) { ingestCase(input: $input) { id study { studyInstanceUid } slices { imageUrl } } }', {
     input: { patientKey: 'PSEUDO-PHI-1', externalId: 'phi-case', images: [dicomSlice(39, -1, SYNTAX.j2k), dicomSlice(40, 0), dicomSlice(41, 1, SYNTAX.rle)] },
@@ -136,12 +148,25 @@ before(async () => {
   });
   assert.equal(refused.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
   assert.ok(!MARKERS.some((m) => JSON.stringify(refused).includes(m)));
+
+  // From the PACS: an import whose patient key is derived from PatientID, a search, a refusal.
+  const nodule = { studyInstanceUid: series.studyInstanceUid, seriesInstanceUid: series.seriesInstanceUid, sopInstanceUid: series.slices[1]!.sopInstanceUid, centerX: 48, centerY: 48 };
+  const imported = await svc.gql('mutation ($input: ImportFromPacsInput!) { importFromPacs(input: $input) { id patientKey slices { imageUrl } } }', { input: { nodule, externalId: 'phi-pacs' } }, 'writer');
+  assert.equal(imported.errors, undefined, JSON.stringify(imported.errors));
+  assert.match(imported.data.importFromPacs.patientKey, /^pk-[0-9a-f]{32}$/);
+  assert.equal(imported.data.importFromPacs.slices.length, 3);
+  const byPacs = await svc.gql('query ($input: SimilarCasesInput!) { similarCases(input: $input) { hits { rank } } }', { input: { pacs: nodule, k: 5 } }, 'reader');
+  assert.equal(byPacs.errors, undefined, JSON.stringify(byPacs.errors));
+  const pacsRefused = await svc.gql('mutation ($input: ImportFromPacsInput!) { importFromPacs(input: $input) { id } }', { input: { nodule: { ...nodule, centerX: 5000 }, externalId: 'phi-pacs-refused' } }, 'writer');
+  assert.equal(pacsRefused.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
+  assert.ok(!MARKERS.some((m) => JSON.stringify(pacsRefused).includes(m)));
 });
 
 let stopped = false;
 after(async () => {
   if (!stopped) await svc?.stop();
   else fs.rmSync(svc.dataDir, { recursive: true, force: true });
+  await pacs?.stop();
   if (pgliteDir) fs.rmSync(pgliteDir, { recursive: true, force: true });
 });
 
@@ -182,7 +207,7 @@ test(`no identifying value in any row of any table (${databaseLabel})`, async ()
 const storeKind = process.env.S3_ENDPOINT ? 's3' : 'filesystem';
 
 test(`no identifying value in any stored object (${storeKind} store), and stored PNGs carry no text chunks (${databaseLabel})`, async () => {
-  const store = svc.service.services.store;
+  const store = svc.service.store;
   assert.equal(store.kind, storeKind);
   const keys = await store.list('');
   assert.ok(keys.filter((k) => k.endsWith('.png')).length >= 4, keys.join(','));

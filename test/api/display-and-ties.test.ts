@@ -8,10 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { DISPLAY_WINDOWS, windowToByte } from '../../src/inference/display.ts';
-import { decodePng, makePhantomDicom, makePhantomPng, PNG16_HU_OFFSET } from '../../src/inference/index.ts';
-import { databaseLabel, usingPostgres } from '../support/test-database.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
+import { DISPLAY_WINDOWS, windowToByte } from '../../src/imaging/display.ts';
+import { decodePng, PNG16_HU_OFFSET } from '../../src/imaging/index.ts';
+import { makePhantomDicom, makePhantomPng } from '../../fixtures/phantoms.ts';
+import { databaseLabel, usingPostgres } from '../../fixtures/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
 
 let svc: TestService;
@@ -54,7 +55,7 @@ before(async () => {
   for (let i = 0; i < TWIN_COUNT; i++) await ingest(`twin-${i}`, `PT-TWIN-${i}`, [{ data: TWIN, offset: 0 }]);
   for (let i = 0; i < 6; i++) await ingest(`other-${i}`, `PT-OTHER-${i}`, phantomSlices({ seed: 930 + i, diameterPx: 6 + 4 * i, texture: i % 2 ? 'ground-glass' : 'solid' }));
   await ingest('hu16', 'PT-HU16', HU16);
-  const search = svc.service.services.repos.search;
+  const search = svc.service.repos.search;
   if ((await search.method()) === 'blocks') {
     await search.blocks.rebuild((await svc.service.services.models.active()).version.id);
     blocksMethod = 'blocks';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { MAX_ALIASES, MAX_TOKENS } from '../../src/schema/limits.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { KEYS, startTestService, type TestService } from '../support/test-service.ts';
 
 let svc: TestService;

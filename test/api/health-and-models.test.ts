@@ -11,7 +11,7 @@ import pino from 'pino';
 import { ModelVersion } from '../../src/resolvers/type.resolvers.ts';
 import { ModelService } from '../../src/services/model.service.ts';
 import type { SliceEncoder } from '../../src/services/ports.ts';
-import { databaseLabel } from '../support/test-database.ts';
+import { databaseLabel } from '../../fixtures/test-database.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
 
 let svc: TestService;

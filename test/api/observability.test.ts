@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
-import { makePhantomPng } from '../../src/inference/index.ts';
-import { databaseLabel } from '../support/test-database.ts';
+import { makePhantomPng } from '../../fixtures/phantoms.ts';
+import { databaseLabel } from '../../fixtures/test-database.ts';
 import { KEYS, startTestService, type TestService } from '../support/test-service.ts';
 
 let svc: TestService;

@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../support/test-database.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
-import { startServiceProcess, type ServiceProcess } from '../support/service-process.ts';
+import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../../fixtures/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
+import { startServiceProcess, type ServiceProcess } from '../../fixtures/service-process.ts';
 import { FIXTURE_MODEL, type GraphQLResponse } from '../support/test-service.ts';
 
 const NEW_MODEL = path.resolve('test/fixtures/fcdn-untrained-b.onnx');

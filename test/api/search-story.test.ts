@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { compareHits, jointDistance, type SliceCodeSet } from '../../src/domain/joint-distance.ts';
-import { databaseLabel } from '../support/test-database.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
+import { databaseLabel } from '../../fixtures/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
 
 let svc: TestService;
@@ -145,7 +145,7 @@ test('the same query twice gives the same ranking (reproducible)', async () => {
 });
 
 test('re-ingesting an externalId replaces the case in place, and old images are removed', async () => {
-  const before = await svc.service.services.store.list('cases/');
+  const before = await svc.service.store.list('cases/');
   const res = await svc.gql(INGEST, { input: { externalId: 'story-7', patientKey: 'PSEUDO-D', images: phantomSlices({ seed: 99, diameterPx: 18, slices: 5 }), malignancy: 4 } }, 'writer');
   assert.equal(res.errors, undefined, JSON.stringify(res.errors));
   assert.equal(res.data.ingestCase.id, ids[7]);
@@ -153,7 +153,7 @@ test('re-ingesting an externalId replaces the case in place, and old images are 
   assert.equal(res.data.ingestCase.reports.length, 0);
   const count = await svc.gql('{ cases { totalCount } }', {}, 'reader');
   assert.equal(count.data.cases.totalCount, SPECS.length);
-  const after = await svc.service.services.store.list('cases/');
+  const after = await svc.service.store.list('cases/');
   assert.equal(after.length, before.length - 3 + 5);
 });
 
@@ -189,7 +189,7 @@ test('deleteCase removes the case, its slices, codes and images', async () => {
   assert.equal(keys.length, 3);
   const res = await svc.gql('mutation ($id: ID!) { deleteCase(id: $id) }', { id: victim }, 'admin');
   assert.equal(res.data.deleteCase, true);
-  for (const k of keys) assert.equal(await svc.service.services.store.exists(k), false);
+  for (const k of keys) assert.equal(await svc.service.store.exists(k), false);
   const [{ n }] = await svc.service.db.raw.query<{ n: number }>('SELECT count(*)::int AS n FROM slice_codes WHERE case_id = $1', [Number(victim)]);
   assert.equal(n, 0);
   const again = await svc.gql('mutation ($id: ID!) { deleteCase(id: $id) }', { id: victim }, 'admin');

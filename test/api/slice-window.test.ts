@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { jointDistance, type SliceCodeSet } from '../../src/domain/joint-distance.ts';
-import { databaseLabel } from '../support/test-database.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
+import { databaseLabel } from '../../fixtures/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
 
 let svc: TestService;

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { makePhantomDicom, makePhantomPng } from '../../src/inference/index.ts';
+import { makePhantomDicom, makePhantomPng } from '../../fixtures/phantoms.ts';
 import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
-import { createTestDatabase, databaseLabel } from '../support/test-database.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
+import { createTestDatabase, databaseLabel } from '../../fixtures/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
 
 const CREATE = `mutation ($t: String!, $n: Int!) { createSliceUpload(contentType: $t, byteLength: $n) { key url method headers { name value } expiresAt } }`;
@@ -58,7 +58,7 @@ describe(`uploads on the embedded filesystem store (${databaseLabel})`, () => {
 
     const res = await put(upload, png);
     assert.equal(res.status, 200, await res.text());
-    assert.ok(await svc.service.services.store.exists(upload.key));
+    assert.ok(await svc.service.store.exists(upload.key));
 
     // One slice by key, two inline: both kinds mix in one case.
     const inline = phantomSlices({ seed: 11, diameterPx: 14 }).filter((s) => s.offset !== 0);
@@ -74,7 +74,7 @@ describe(`uploads on the embedded filesystem store (${databaseLabel})`, () => {
     const twin = await fetch(inlineCase.data.ingestCase.slices[0].imageUrl);
     assert.deepEqual(Buffer.from(await image.arrayBuffer()), Buffer.from(await twin.arrayBuffer()), 'same stored image as the same bytes sent inline');
 
-    assert.equal(await svc.service.services.store.exists(upload.key), false, 'upload object removed');
+    assert.equal(await svc.service.store.exists(upload.key), false, 'upload object removed');
     assert.equal(await count(svc, 'slice_uploads'), 0, 'upload row removed');
 
     // An upload makes one case: the key is spent.
@@ -95,7 +95,7 @@ describe(`uploads on the embedded filesystem store (${databaseLabel})`, () => {
     );
     assert.equal(ingest.errors, undefined, JSON.stringify(ingest.errors));
     assert.equal(ingest.data.ingestCase.study.studyInstanceUid, '1.2.826.0.1.77', 'the study comes from the uploaded header');
-    assert.equal(await svc.service.services.store.exists(upload.key), false);
+    assert.equal(await svc.service.store.exists(upload.key), false);
   });
 
   test('the upload URL checks its signature, expiry and the declared length', async () => {
@@ -112,7 +112,7 @@ describe(`uploads on the embedded filesystem store (${databaseLabel})`, () => {
     assert.match((await short.json()).error, /declared/);
     const big = await put(upload, Buffer.concat([png, Buffer.alloc(10)]));
     assert.equal(big.status, 400);
-    assert.equal(await svc.service.services.store.exists(upload.key), false, 'nothing stored from refused bodies');
+    assert.equal(await svc.service.store.exists(upload.key), false, 'nothing stored from refused bodies');
   });
 
   test('createSliceUpload needs a writer and sensible arguments', async () => {
@@ -159,13 +159,13 @@ describe(`uploads on the embedded filesystem store (${databaseLabel})`, () => {
     const upload = await createUpload(svc, corrupt);
     assert.equal((await put(upload, corrupt)).status, 200);
     const cases = await count(svc, 'nodule_cases');
-    const objects = (await svc.service.services.store.list('cases/')).length;
+    const objects = (await svc.service.store.list('cases/')).length;
     const res = await svc.gql(INGEST, { input: { patientKey: 'PSEUDO-U3', externalId: 'corrupt', images: [{ data: '', uploadKey: upload.key }] } }, 'writer');
     assert.equal(res.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
     assert.match(res.errors![0]!.message, /images\[0\] \(offset 0\): PNG image refused/, 'validated exactly as inline data');
     assert.equal(await count(svc, 'nodule_cases'), cases);
-    assert.equal((await svc.service.services.store.list('cases/')).length, objects);
-    assert.ok(await svc.service.services.store.exists(upload.key), 'the upload stays until it expires');
+    assert.equal((await svc.service.store.list('cases/')).length, objects);
+    assert.ok(await svc.service.store.exists(upload.key), 'the upload stays until it expires');
   });
 
   test('uploads that never become a case are removed by the sweeper once expired; bodies over the limit are refused', async () => {
@@ -185,11 +185,11 @@ describe(`uploads on the embedded filesystem store (${databaseLabel})`, () => {
       assert.equal(await count(shortLived, 'slice_uploads'), 1);
       // 4 s of life: long enough for the PUTs above on a loaded machine, short for the sweep.
       const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline && ((await count(shortLived, 'slice_uploads')) > 0 || (await shortLived.service.services.store.exists(upload.key)))) {
+      while (Date.now() < deadline && ((await count(shortLived, 'slice_uploads')) > 0 || (await shortLived.service.store.exists(upload.key)))) {
         await new Promise((r) => setTimeout(r, 200));
       }
       assert.equal(await count(shortLived, 'slice_uploads'), 0, 'row swept');
-      assert.equal(await shortLived.service.services.store.exists(upload.key), false, 'object swept');
+      assert.equal(await shortLived.service.store.exists(upload.key), false, 'object swept');
       const late = await put(upload, png);
       assert.equal(late.status, 403, 'the URL has expired too');
       const res = await shortLived.gql(INGEST, { input: { patientKey: 'PSEUDO-U4', images: [{ data: '', uploadKey: upload.key }] } }, 'writer');
@@ -220,12 +220,12 @@ describe(`uploads on S3 (s3rver, ${databaseLabel})`, () => {
     assert.ok(url.searchParams.get('X-Amz-Signature'), 'presigned');
     const res = await put(upload, png);
     assert.equal(res.status, 200, await res.text());
-    assert.ok(await svc.service.services.store.exists(upload.key));
+    assert.ok(await svc.service.store.exists(upload.key));
 
     const ingest = await svc.gql(INGEST, { input: { patientKey: 'PSEUDO-S3', externalId: 's3-upload', images: [{ data: '', uploadKey: upload.key }] } }, 'writer');
     assert.equal(ingest.errors, undefined, JSON.stringify(ingest.errors));
     assert.equal((await fetch(ingest.data.ingestCase.slices[0].imageUrl)).status, 200);
-    assert.equal(await svc.service.services.store.exists(upload.key), false);
+    assert.equal(await svc.service.store.exists(upload.key), false);
     assert.equal(await count(svc, 'slice_uploads'), 0);
   });
 });
@@ -270,13 +270,13 @@ describe(`uploads on S3 behind a public endpoint (S3_PUBLIC_URL, s3rver, ${datab
     const res = await put(upload, png);
     assert.equal(res.status, 200, await res.text());
     assert.ok(relayed >= 1, 'the client went through the public endpoint');
-    assert.ok(await svc.service.services.store.exists(upload.key));
+    assert.ok(await svc.service.store.exists(upload.key));
 
     const before = relayed;
     const ingest = await svc.gql(INGEST, { input: { patientKey: 'PSEUDO-S3P', externalId: 's3-public-upload', images: [{ data: '', uploadKey: upload.key }] } }, 'writer');
     assert.equal(ingest.errors, undefined, JSON.stringify(ingest.errors));
     assert.equal((await fetch(ingest.data.ingestCase.slices[0].imageUrl)).status, 200);
-    assert.equal(await svc.service.services.store.exists(upload.key), false);
+    assert.equal(await svc.service.store.exists(upload.key), false);
     assert.equal(relayed, before, 'the service itself talks to S3_ENDPOINT');
   });
 

@@ -14,8 +14,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { phantomSlices } from '../support/phantom-cases.ts';
-import { createTestDatabase, databaseLabel } from '../support/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
+import { createTestDatabase, databaseLabel } from '../../fixtures/test-database.ts';
 import { KEYS, startTestService, type TestService } from '../support/test-service.ts';
 
 const keyDerived = (keys: string[]) => crypto.createHash('sha256').update(`image-urls:${[...keys].sort().join(',')}`).digest('hex');

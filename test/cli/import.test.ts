@@ -2,6 +2,7 @@
  * Bulk import (`npm run import`), run as the real CLI process on folders of phantom images the
  * test writes: a first run imports every good case, a second imports nothing new, a changed label
  * re-imports just that case, and bad rows are listed in the summary without stopping the rest.
+ * The same for nodules named by UIDs in a real PACS (Orthanc on loopback, `--pacs`).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,9 +13,12 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { png16WindowedToHu } from '../../src/cli/import-sources.ts';
 import { openDatabase } from '../../src/db/database.ts';
-import { decodePng, encodeGrayPng, makePhantomDicom, makePhantomPng, PNG16_HU_OFFSET } from '../../src/inference/index.ts';
-import { phantomHu } from '../../src/inference/phantoms.ts';
-import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../support/test-database.ts';
+import { decodePng, encodeGrayPng, PNG16_HU_OFFSET } from '../../src/imaging/index.ts';
+import { makePhantomDicom, makePhantomPng } from '../../fixtures/phantoms.ts';
+import { phantomHu } from '../../fixtures/phantoms.ts';
+import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../../fixtures/test-database.ts';
+import { ctSeries, type CtSeries } from '../../fixtures/ct-series.ts';
+import { startOrthanc, type Orthanc } from '../../fixtures/orthanc.ts';
 import { FIXTURE_MODEL } from '../support/test-service.ts';
 
 const run = promisify(execFile);
@@ -207,5 +211,58 @@ describe(`npm run import --dicom: DICOM series with a centres CSV (${databaseLab
     assert.deepEqual(rows, [{ offsets: [-1, 0, 1], series_instance_uid: '1.2.3.4' }]);
     const second = await importCli(target, [dir, '--dicom', '--centres', 'centres.csv', '--context', '1']);
     assert.match(second.stdout, /imported 0, updated 0, unchanged 1/);
+  });
+});
+
+describe(`npm run import --pacs: nodules named by UIDs, fetched from a real PACS (Orthanc) (${databaseLabel})`, () => {
+  let dir: string;
+  let target: Target;
+  let pacs: Orthanc;
+  let series: CtSeries;
+  let other: CtSeries;
+  before(async () => {
+    pacs = await startOrthanc();
+    series = ctSeries({ seed: 61, slices: 5, transferSyntaxes: ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2.4.70'], identifying: { PatientID: 'ZQMRN-IMPORT-61' } });
+    other = ctSeries({ seed: 62, slices: 3, transferSyntaxes: ['1.2.840.10008.1.2.5'] });
+    for (const s of [...series.slices, ...other.slices]) await pacs.upload(s.file);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-import-pacs-'));
+    const uids = `${series.studyInstanceUid},${series.seriesInstanceUid}`;
+    write(dir, 'nodules.csv', [
+      'case_id,study_instance_uid,series_instance_uid,sop_instance_uid,center_x,center_y,neighbours,patient_key,malignancy,diameter_mm',
+      `pacs-1,${uids},${series.slices[2]!.sopInstanceUid},48,48,1,,4,12`,
+      `pacs-2,${other.studyInstanceUid},${other.seriesInstanceUid},${other.slices[0]!.sopInstanceUid},40,44,2,PSEUDO-P2,2,`,
+      `pacs-3,${uids},1.2.826.0.1.77,48,48,1,,,`,
+      `pacs-4,${uids},${series.slices[1]!.sopInstanceUid},48,48,5,,,`,
+    ].join('\n'));
+    target = await importTarget();
+  });
+  after(async () => {
+    await target?.close();
+    await pacs?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('imports every good row with the PACS slices, derives patient keys, lists bad rows; a second run fetches nothing', async () => {
+    const env = { ...target.env, FCDN_DICOMWEB_URL: pacs.dicomwebUrl, FCDN_PATIENT_KEY_SECRET: 'import-test-patient-key-secret-0123456789' };
+    const first = await importCli({ ...target, env }, ['--pacs', path.join(dir, 'nodules.csv')]);
+    assert.match(first.stdout, /4 cases in [\d.]+ s: imported 2, updated 0, unchanged 0 \(already stored\), failed 2/, first.stdout + first.stderr);
+    assert.match(first.stdout, /pacs-3: nodule\.sopInstanceUid: instance 1\.2\.826\.0\.1\.77 is not in series/);
+    assert.match(first.stdout, /pacs-4: row\.neighbours must be an integer from 0 to 2/);
+    const rows = await target.query<{ external_id: string; key: string; offsets: number[]; sops: string[] }>(
+      `SELECT c.external_id, p.patient_key AS key, array_agg(s.slice_offset ORDER BY s.slice_offset) AS offsets, array_agg(s.sop_instance_uid ORDER BY s.slice_offset) AS sops
+       FROM nodule_cases c JOIN patients p ON p.id = c.patient_id JOIN slices s ON s.case_id = c.id GROUP BY c.id, p.patient_key ORDER BY c.external_id`,
+    );
+    assert.deepEqual(rows.map((r) => [r.external_id, r.offsets, r.sops]), [
+      ['pacs-1', [-1, 0, 1], [1, 2, 3].map((i) => series.slices[i]!.sopInstanceUid)],
+      ['pacs-2', [0, 1, 2], [0, 1, 2].map((i) => other.slices[i]!.sopInstanceUid)],
+    ]);
+    assert.match(rows[0]!.key, /^pk-[0-9a-f]{32}$/);
+    assert.equal(rows[1]!.key, 'PSEUDO-P2');
+    const again = await importCli({ ...target, env }, ['--pacs', path.join(dir, 'nodules.csv')]);
+    assert.match(again.stdout, /imported 0, updated 0, unchanged 2/);
+    // Without a PACS configured the command refuses to start.
+    const none = await importCli(target, ['--pacs', path.join(dir, 'nodules.csv')]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /--pacs needs the PACS: set FCDN_DICOMWEB_URL/);
   });
 });

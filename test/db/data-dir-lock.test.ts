@@ -14,8 +14,8 @@ import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { DataDirInUseError, lockDataDir } from '../../src/db/data-dir-lock.ts';
 import { openDatabase } from '../../src/db/database.ts';
-import { makePhantomPng } from '../../src/inference/index.ts';
-import { startServiceProcess, type ServiceProcess } from '../support/service-process.ts';
+import { makePhantomPng } from '../../fixtures/phantoms.ts';
+import { startServiceProcess, type ServiceProcess } from '../../fixtures/service-process.ts';
 import { FIXTURE_MODEL, KEYS, TEST_URL_SECRET } from '../support/test-service.ts';
 
 const run = promisify(execFile);

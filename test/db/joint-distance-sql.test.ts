@@ -11,9 +11,9 @@ import { after, before, test } from 'node:test';
 import { compareHits, inSliceWindow, jointDistance, type SliceCodeSet } from '../../src/domain/joint-distance.ts';
 import type { MalignancyClass } from '../../src/repositories/case.repository.ts';
 import { SearchRepository, type SearchMethod } from '../../src/repositories/search.repository.ts';
-import { createTestDatabase, databaseLabel, type TestDatabase } from '../support/test-database.ts';
-import { mulberry32, perturb, randomCode, randomInt, randomWeights } from '../support/random-codes.ts';
-import { seedCases } from '../support/seed-cases.ts';
+import { createTestDatabase, databaseLabel, type TestDatabase } from '../../fixtures/test-database.ts';
+import { mulberry32, perturb, randomCode, randomInt, randomWeights } from '../../fixtures/random-codes.ts';
+import { seedCases } from '../../fixtures/seed-cases.ts';
 
 const CASES = 1200;
 const PATIENTS = 300;

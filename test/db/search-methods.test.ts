@@ -14,9 +14,9 @@ import { CaseRepository, type MalignancyClass } from '../../src/repositories/cas
 import { CodeRepository } from '../../src/repositories/code.repository.ts';
 import { SearchRepository, type JointSearch, type SearchMethod } from '../../src/repositories/search.repository.ts';
 import { SliceRepository } from '../../src/repositories/slice.repository.ts';
-import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../support/test-database.ts';
-import { mulberry32, perturb, randomCode, randomInt, randomWeights } from '../support/random-codes.ts';
-import { seedCases } from '../support/seed-cases.ts';
+import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../../fixtures/test-database.ts';
+import { mulberry32, perturb, randomCode, randomInt, randomWeights } from '../../fixtures/random-codes.ts';
+import { seedCases } from '../../fixtures/seed-cases.ts';
 
 const CLASSES: (MalignancyClass | null)[] = ['BENIGN', 'INDETERMINATE', 'MALIGNANT', null];
 const PATIENTS = 60;

@@ -9,11 +9,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { compareHits, inSliceWindow, jointDistance, type SliceCodeSet } from '../../src/domain/joint-distance.ts';
+import pino from 'pino';
 import { SearchRepository, type JointSearch, type RankedCase, type SearchMethod } from '../../src/repositories/search.repository.ts';
+import { searchBlockUpkeep } from '../../src/services/search-block-upkeep.ts';
 import { NO_BLOCKS_SQLSTATE } from '../../src/repositories/search-sql.ts';
-import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../support/test-database.ts';
-import { mulberry32, perturb, randomCode, randomInt, randomWeights } from '../support/random-codes.ts';
-import { seedCases } from '../support/seed-cases.ts';
+import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../../fixtures/test-database.ts';
+import { mulberry32, perturb, randomCode, randomInt, randomWeights } from '../../fixtures/random-codes.ts';
+import { seedCases } from '../../fixtures/seed-cases.ts';
 
 const WINDOWS = [0, 1, 2, 6];
 const GALLERY = 150;
@@ -174,8 +176,14 @@ test(`blocks packed with one window are never used for another (${databaseLabel}
   assert.equal((await two.blocks.status(modelId))?.sliceWindow, 1, 'the blocks are untouched (autoMaintain off)');
   // With upkeep on, that search rebuilds them for its own window.
   const maintained = new SearchRepository(db.prisma, { sliceWindow: 2, maintenance: { checkEveryMs: 0 } });
-  assert.deepEqual(await maintained.searchWith('blocks', searchOf(query, 2)), reference(query, 2));
-  for (let i = 0; i < 300 && (await maintained.blocks.status(modelId))?.sliceWindow !== 2; i++) await new Promise((r) => setTimeout(r, 100));
+  const upkeep = searchBlockUpkeep(maintained.blocks, 100, pino({ level: 'silent' }));
+  upkeep.start();
+  try {
+    assert.deepEqual(await maintained.searchWith('blocks', searchOf(query, 2)), reference(query, 2));
+    for (let i = 0; i < 300 && (await maintained.blocks.status(modelId))?.sliceWindow !== 2; i++) await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await upkeep.stop();
+  }
   assert.equal((await maintained.blocks.status(modelId))?.sliceWindow, 2, 'rebuilt for N=2 in the background');
   assert.deepEqual(await two.searchWith('blocks', searchOf(query, 2)), reference(query, 2));
   assert.deepEqual(await one.searchWith('blocks', searchOf(query, 1)), reference(query, 1), 'and now N=1 falls back');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import dicomParser from 'dicom-parser';
 import { huSliceDicom, type HuCase } from '../../scripts/eval-dicom.ts';
-import { decodeDicomCt } from '../../src/inference/dicom.ts';
+import { decodeDicomCt } from '../../src/imaging/dicom.ts';
 
 const rows = 40;
 const columns = 48;

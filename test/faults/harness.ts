@@ -8,8 +8,8 @@ import pg from 'pg';
 import { openDatabase, type Database, type PostgresTimeouts } from '../../src/db/database.ts';
 import { S3ObjectStore } from '../../src/storage/s3-store.ts';
 import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
+import { createTestDatabase, type TestDatabase } from '../../fixtures/test-database.ts';
 import { startTestService, type GraphQLResponse, type TestService } from '../support/test-service.ts';
 
 /** application_name of the service's own connections: what pg_terminate_backend aims at. */

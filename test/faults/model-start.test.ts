@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { freePort } from '../support/private-postgres.ts';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.ts';
+import { createTestDatabase, type TestDatabase } from '../../fixtures/test-database.ts';
 import { FIXTURE_MODEL } from '../support/test-service.ts';
 import { postgresUrl } from './harness.ts';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { assertInvariants } from '../support/invariants.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { caseInput, INGEST, outcome, SEARCH_BY_CASE, SEARCH_BY_IMAGES, sleep, startRig, tally, until, type FaultRig } from './harness.ts';
 
 const NEW_MODEL = path.resolve('test/fixtures/fcdn-untrained-b.onnx');

@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { assertInvariants } from '../support/invariants.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.ts';
-import { caseInput, INGEST, outcome, SEARCH_BY_CASE, SEARCH_BY_IMAGES, sleep, startRig, tally, type FaultRig } from './harness.ts';
+import { caseInput, INGEST, outcome, SEARCH_BY_CASE, SEARCH_BY_IMAGES, sleep, startRig, tally, until, type FaultRig } from './harness.ts';
 
 let pg: PrivatePostgres;
 let rig: FaultRig;
@@ -77,4 +77,28 @@ test('Postgres restarted during searches: clean errors while down, the same answ
   for (const r of results.filter((r, i) => i % 2 && !r.errors)) assert.deepEqual(r.data, baseline.data);
   assert.deepEqual((await rig.svc.gql(SEARCH_BY_CASE, { id }, 'reader')).data, baseline.data, 'the same answer after the restart');
   await assertInvariants(rig.db.raw, rig.store, { slicesPerCase: 3 });
+});
+
+test('Postgres down: a signed /images URL answers 503 SERVICE_UNAVAILABLE, not an internal error; the same URL serves the image after', async () => {
+  const stored = await rig.svc.gql<{ ingestCase: { id: string } }>(INGEST, { input: caseInput(300, 'I') }, 'writer');
+  assert.equal(outcome(stored), 'ok');
+  const res = await rig.svc.gql<{ case: { slices: { imageUrl: string }[] } }>('query ($id: ID!) { case(id: $id) { slices { imageUrl } } }', { id: stored.data!.ingestCase.id }, 'reader');
+  const url = res.data!.case.slices[0]!.imageUrl;
+  assert.equal((await fetch(url)).status, 200);
+  await pg.stop();
+  try {
+    const down = await fetch(url);
+    const body = (await down.json()) as { error: string; code: string };
+    console.log(`# /images with Postgres down: ${down.status} ${JSON.stringify(body)}`);
+    assert.equal(down.status, 503);
+    assert.equal(body.code, 'SERVICE_UNAVAILABLE');
+    assert.match(body.error, /database is unreachable/);
+  } finally {
+    await pg.start();
+  }
+  const again = await until('the image again', async () => {
+    const r = await fetch(url);
+    return r.status === 200 ? r : undefined;
+  });
+  assert.equal(again.headers.get('content-type'), 'image/png');
 });

@@ -12,8 +12,8 @@ import { after, before, test } from 'node:test';
 import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
 import type { S3ObjectStore } from '../../src/storage/s3-store.ts';
 import { assertInvariants } from '../support/invariants.ts';
-import { startServiceProcess, type ServiceProcess } from '../support/service-process.ts';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.ts';
+import { startServiceProcess, type ServiceProcess } from '../../fixtures/service-process.ts';
+import { createTestDatabase, type TestDatabase } from '../../fixtures/test-database.ts';
 import { FIXTURE_MODEL } from '../support/test-service.ts';
 import { caseInput, INGEST, openStore, outcome, postgresUrl, s3Env, tally, until } from './harness.ts';
 

@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
-import { makePhantomPng } from '../../src/inference/index.ts';
+import { makePhantomPng } from '../../fixtures/phantoms.ts';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.ts';
-import { startServiceProcess, type ServiceProcess } from '../support/service-process.ts';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.ts';
+import { startServiceProcess, type ServiceProcess } from '../../fixtures/service-process.ts';
+import { createTestDatabase, type TestDatabase } from '../../fixtures/test-database.ts';
 import { caseInput, INGEST, sleep } from './harness.ts';
 
 /** Slack for process exit and the machine's load (2 shared cores), on top of the bound. */

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import zlib from 'node:zlib';
 import { BadInputError } from '../../src/errors.ts';
-import { makePhantomDicom } from '../../src/inference/phantoms.ts';
-import { PNG_SIGNATURE, pngChunk } from '../../src/inference/png.ts';
-import { prepareSlice } from '../../src/inference/prepare-slice.ts';
+import { makePhantomDicom } from '../../fixtures/phantoms.ts';
+import { PNG_SIGNATURE, pngChunk } from '../../src/imaging/png.ts';
+import { prepareSlice } from '../../src/imaging/prepare-slice.ts';
 import { dicomElements } from './mutators.ts';
 import { assertBadInput, CARD, rawPng } from './support.ts';
 
@@ -120,7 +120,7 @@ test('compressed DICOM: a deflated data set inflating to 256 MiB and codestreams
   const bomb = zlib.deflateRawSync(Buffer.alloc(256 * 1024 * 1024), { level: 9 });
   const deflateBomb = Buffer.concat([deflated.subarray(0, meta.at(-1)!.end), bomb]);
   // The deflated syntax has no image header before its data set, so its inflate cap is fixed: the
-  // largest accepted image plus 16 MiB (48 MiB, src/inference/dicom.ts), not derived from Rows/Columns.
+  // largest accepted image plus 16 MiB (48 MiB, src/imaging/dicom.ts), not derived from Rows/Columns.
   const d = refusedWithinBound(80 * 1024 * 1024, deflateBomb, /inflated|could not be parsed|corrupt/);
   const lines = [`deflated data set (${bomb.length} bytes, 256 MiB inflated): ${d.ms.toFixed(0)} ms, +${(d.grewBy / 2 ** 20).toFixed(1)} MiB`];
   // Frame headers inside the pixel data claiming 65535x65535 while the DICOM header says 48x48.

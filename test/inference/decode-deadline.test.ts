@@ -8,9 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { makePhantomDicom } from '../../src/inference/phantoms.ts';
-import { prepareSlice } from '../../src/inference/prepare-slice.ts';
-import { decodeDeadlineMs, SlicePreparer } from '../../src/inference/slice-preparer.ts';
+import { makePhantomDicom } from '../../fixtures/phantoms.ts';
+import { prepareSlice } from '../../src/imaging/prepare-slice.ts';
+import { decodeDeadlineMs, SlicePreparer } from '../../src/imaging/slice-preparer.ts';
 import type { ModelCard } from '../../src/inference/types.ts';
 
 const card = { inputSize: 64 } as ModelCard;

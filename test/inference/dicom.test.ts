@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import dicomParser from 'dicom-parser';
-import { ACCEPTED_TRANSFER_SYNTAXES, decodeDicomCt, dicomPatchHu, PATCH_MM_PER_PIXEL, REFUSED_TRANSFER_SYNTAXES, resolveCentre } from '../../src/inference/dicom.ts';
+import { ACCEPTED_TRANSFER_SYNTAXES, decodeDicomCt, dicomPatchHu, PATCH_MM_PER_PIXEL, REFUSED_TRANSFER_SYNTAXES, resolveCentre } from '../../src/imaging/dicom.ts';
 import { BadInputError as BadInputErrorClass } from '../../src/errors.ts';
-import { makePhantomDicom, phantomDicomHu } from '../../src/inference/phantoms.ts';
-import { prepareSlice } from '../../src/inference/prepare-slice.ts';
-import { windowHu } from '../../src/inference/intensity.ts';
+import { makePhantomDicom, phantomDicomHu } from '../../fixtures/phantoms.ts';
+import { prepareSlice } from '../../src/imaging/prepare-slice.ts';
+import { windowHu } from '../../src/imaging/intensity.ts';
 import { assertBadInput, CARD, maxAbsDiff } from './support.ts';
 
 const PHI = {

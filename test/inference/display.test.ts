@@ -1,9 +1,9 @@
-/** Display renditions (src/inference/display.ts): named windows over HU, 8-bit pass-through, clear refusals. */
+/** Display renditions (src/imaging/display.ts): named windows over HU, 8-bit pass-through, clear refusals. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DISPLAY_WINDOWS, displayDataUrl, displayPng, parseDisplayWindow, windowToByte } from '../../src/inference/display.ts';
-import { PNG16_HU_OFFSET } from '../../src/inference/intensity.ts';
-import { decodePng, encodeGrayPng } from '../../src/inference/png.ts';
+import { DISPLAY_WINDOWS, displayDataUrl, displayPng, parseDisplayWindow, windowToByte } from '../../src/imaging/display.ts';
+import { PNG16_HU_OFFSET } from '../../src/imaging/intensity.ts';
+import { decodePng, encodeGrayPng } from '../../src/imaging/png.ts';
 import { BadInputError } from '../../src/errors.ts';
 
 test('the named windows are lung [-1350, 150] and mediastinal [-160, 240] HU, mapped linearly and clamped to 0..255', () => {

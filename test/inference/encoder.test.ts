@@ -7,8 +7,8 @@ import ort from 'onnxruntime-node';
 import { FcdnEncoder, signBits } from '../../src/inference/encoder.ts';
 import { ExecutionProviderError, parseExecutionProviderSetting, type SessionFactory } from '../../src/inference/execution-provider.ts';
 import { ModelLoadError, modelCardPath, readModel, validateModelCard } from '../../src/inference/model-card.ts';
-import { makePhantomDicom, makePhantomPng } from '../../src/inference/phantoms.ts';
-import { prepareSlice } from '../../src/inference/prepare-slice.ts';
+import { makePhantomDicom, makePhantomPng } from '../../fixtures/phantoms.ts';
+import { prepareSlice } from '../../src/imaging/prepare-slice.ts';
 import { FIXTURE_MODEL } from './support.ts';
 
 const messages: string[] = [];

@@ -12,10 +12,10 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { BadInputError } from '../../src/errors.ts';
-import { crc32 } from '../../src/inference/png.ts';
-import { makePhantomDicom, makePhantomPng } from '../../src/inference/phantoms.ts';
-import { prepareSlice } from '../../src/inference/prepare-slice.ts';
-import { SlicePreparer } from '../../src/inference/slice-preparer.ts';
+import { crc32 } from '../../src/imaging/png.ts';
+import { makePhantomDicom, makePhantomPng } from '../../fixtures/phantoms.ts';
+import { prepareSlice } from '../../src/imaging/prepare-slice.ts';
+import { SlicePreparer } from '../../src/imaging/slice-preparer.ts';
 import { dicomCaseArb, mutateDicom, mutatePng, pngCaseArb } from './mutators.ts';
 import { CARD, rawPng } from './support.ts';
 
@@ -276,7 +276,7 @@ for (const [ts, seed] of [['1.2.840.10008.1.2.5', 115], ['1.2.840.10008.1.2.4.70
 // shows it until JPEG-LS decoding is bounded (a worker with a deadline, or a stream check first).
 // Found by this fuzzing (seed 117): two bytes inserted into a JPEG-LS frame make CharLS
 // (WebAssembly) spend 7.5-15 s before it throws, for a 48x48 image. The service decodes slices
-// on worker threads with a deadline (src/inference/slice-preparer.ts); these tests go through it.
+// on worker threads with a deadline (src/imaging/slice-preparer.ts); these tests go through it.
 const JPEG_LS = '1.2.840.10008.1.2.4.80';
 const DEADLINE_MS = 1000;
 

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { huSliceDicom, type HuCase } from '../../scripts/eval-dicom.ts';
-import { prepareSlice } from '../../src/inference/prepare-slice.ts';
+import { prepareSlice } from '../../src/imaging/prepare-slice.ts';
 import { CARD } from './support.ts';
 
 interface FixtureCase {

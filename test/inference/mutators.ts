@@ -5,7 +5,7 @@
  */
 import zlib from 'node:zlib';
 import fc from 'fast-check';
-import { crc32, pngChunk as chunk } from '../../src/inference/png.ts';
+import { crc32, pngChunk as chunk } from '../../src/imaging/png.ts';
 
 /** Lengths a hostile file claims: off by one, zero, the sign bit, "undefined length", everything. */
 const HOSTILE_U32 = [0, 1, 2, 0x7fff, 0xffff, 0x10000, 0x7ffffff0, 0x7fffffff, 0x80000000, 0xfffffff0, 0xffffffff];

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import zlib from 'node:zlib';
-import { decodePng, encodeGrayPng, encodePng, readPngHeader } from '../../src/inference/png.ts';
-import { centreCropSquare, resize, toSquarePatch } from '../../src/inference/resample.ts';
+import { decodePng, encodeGrayPng, encodePng, readPngHeader } from '../../src/imaging/png.ts';
+import { centreCropSquare, resize, toSquarePatch } from '../../src/imaging/resample.ts';
 import { assertBadInput, interlacedGrayPng, rawPng } from './support.ts';
 
 test('8-bit and 16-bit grayscale decode to their exact sample values', () => {

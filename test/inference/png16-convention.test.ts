@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { png16WindowedToHu } from '../../src/cli/import-sources.ts';
-import { implausibleHu16, PNG16_HU_OFFSET } from '../../src/inference/intensity.ts';
-import { phantomHu } from '../../src/inference/phantoms.ts';
-import { encodeGrayPng } from '../../src/inference/png.ts';
-import { prepareSlice } from '../../src/inference/prepare-slice.ts';
+import { implausibleHu16, PNG16_HU_OFFSET } from '../../src/imaging/intensity.ts';
+import { phantomHu } from '../../fixtures/phantoms.ts';
+import { encodeGrayPng } from '../../src/imaging/png.ts';
+import { prepareSlice } from '../../src/imaging/prepare-slice.ts';
 import { assertBadInput, CARD } from './support.ts';
 
 const SIZE = 64;

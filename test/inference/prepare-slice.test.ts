@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodePng } from '../../src/inference/png.ts';
-import { makePhantomDicom, makePhantomPng } from '../../src/inference/phantoms.ts';
-import { detectFormat, prepareSlice } from '../../src/inference/prepare-slice.ts';
+import { decodePng } from '../../src/imaging/png.ts';
+import { makePhantomDicom, makePhantomPng } from '../../fixtures/phantoms.ts';
+import { detectFormat, prepareSlice } from '../../src/imaging/prepare-slice.ts';
 import { assertBadInput, CARD, chunkTypes, maxAbsDiff, rawPng } from './support.ts';
 
 const prep = (data: Buffer, extra: { centerX?: number; centerY?: number } = {}) => prepareSlice({ data, offset: 0, ...extra }, CARD);

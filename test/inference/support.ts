@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { BadInputError } from '../../src/errors.ts';
-import { PNG_SIGNATURE, pngChunk } from '../../src/inference/png.ts';
+import { PNG_SIGNATURE, pngChunk } from '../../src/imaging/png.ts';
 import type { ModelCard } from '../../src/inference/types.ts';
 
 export const FIXTURE_MODEL = fileURLToPath(new URL('../fixtures/fcdn-untrained.onnx', import.meta.url));

@@ -13,8 +13,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { phantomSlices } from '../support/phantom-cases.ts';
-import { usingPostgres } from '../support/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
+import { usingPostgres } from '../../fixtures/test-database.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
 import { waitingOnLocks } from '../support/lock-waits.ts';
 
@@ -29,7 +29,7 @@ after(async () => svc?.stop());
 
 
 async function assertNoImagesLeft(s: TestService): Promise<void> {
-  const store = s.service.services.store;
+  const store = s.service.store;
   const deadline = Date.now() + 5_000;
   let left = await store.list('cases/');
   while (left.length > 0 && Date.now() < deadline) {

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
-import { databaseLabel } from '../support/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
+import { databaseLabel } from '../../fixtures/test-database.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
 
 let svc: TestService;

@@ -13,8 +13,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import pino from 'pino';
-import { phantomSlices } from '../support/phantom-cases.ts';
-import { usingPostgres } from '../support/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
+import { usingPostgres } from '../../fixtures/test-database.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
 import { waitingOnLocks } from '../support/lock-waits.ts';
 
@@ -136,7 +136,7 @@ test('an ingest and a reindex activation meeting on the model row and slices: no
 });
 
 test('retryOnDeadlock runs a transaction again after a deadlock or a write conflict, and only then', async () => {
-  const { retryOnDeadlock, isDeadlockOrConflict } = await import('../../src/db/connection-errors.ts');
+  const { retryOnDeadlock, isDeadlockOrConflict } = await import('../../src/db/postgres-errors.ts');
   assert.ok(isDeadlockOrConflict(Object.assign(new Error('Transaction failed due to a write conflict or a deadlock'), { code: 'P2034' })));
   assert.ok(isDeadlockOrConflict(Object.assign(new Error('raw query failed'), { code: 'P2010', meta: { code: '40P01' } })));
   assert.ok(isDeadlockOrConflict(new Error('wrapped', { cause: Object.assign(new Error('deadlock detected'), { code: '40P01' }) })));

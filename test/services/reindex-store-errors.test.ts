@@ -11,8 +11,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { UnavailableError } from '../../src/errors.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
-import { databaseLabel } from '../support/test-database.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
+import { databaseLabel } from '../../fixtures/test-database.ts';
 import { startTestService, type TestService } from '../support/test-service.ts';
 
 const MODEL_B = path.resolve('test/fixtures/fcdn-untrained-b.onnx');

@@ -22,6 +22,7 @@ import {
   S3ObjectStore,
   type ObjectStore,
 } from '../../src/storage/index.ts';
+import { ObjectTooLargeError } from '../../src/storage/object-store.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
 
@@ -93,6 +94,15 @@ function contract(store: () => ObjectStore, opts: { readsDuringWrites: boolean }
     await s.put('missing/dir/inner.png', bytes(3), PNG);
     await assert.rejects(s.get('missing/dir'), NotFoundError);
     assert.equal(await s.exists('missing/dir'), false);
+  });
+
+  it('get with maxBytes: an object up to the bound is returned, a larger one refused (ObjectTooLargeError with its size) (issue 13, item 5)', async () => {
+    const s = store();
+    const body = bytes(4096, 5);
+    await s.put('bounded/one', body, PNG);
+    assert.deepEqual(await s.get('bounded/one', { maxBytes: 4096 }), body);
+    await assert.rejects(s.get('bounded/one', { maxBytes: 4095 }), (err: unknown) => err instanceof ObjectTooLargeError && err.size === 4096 && err.maxBytes === 4095);
+    await assert.rejects(s.get('bounded/missing', { maxBytes: 10 }), NotFoundError);
   });
 
   it('exists tells stored from missing', async () => {

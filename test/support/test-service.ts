@@ -9,19 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { startService, type RunningService, type ServiceOverrides } from '../../src/app.ts';
-import { loadConfig, type AppConfig, type Role } from '../../src/config.ts';
-import { createTestDatabase, type TestDatabase } from './test-database.ts';
+import type { Role } from '../../src/auth/api-keys.ts';
+import { loadConfig, type AppConfig } from '../../src/config.ts';
+import { API_KEYS_SETTING, KEYS, TEST_URL_SECRET } from '../../fixtures/api-keys.ts';
+import { postGraphQL, type GraphQLResponse } from '../../fixtures/graphql-client.ts';
+import { createTestDatabase, type TestDatabase } from '../../fixtures/test-database.ts';
 
 export const FIXTURE_MODEL = path.resolve('test/fixtures/fcdn-untrained.onnx');
-/** Configured keys need a configured URL secret (src/auth/url-secret.ts). */
-export const TEST_URL_SECRET = 'test-url-secret-0123456789abcdef0123456789';
-export const KEYS: Record<Role, string> = { reader: 'reader-key-0001', writer: 'writer-key-0001', admin: 'admin-key-00001' };
-
-export interface GraphQLResponse<T = any> {
-  status: number;
-  data?: T;
-  errors?: { message: string; extensions?: { code?: string } }[];
-}
+export { KEYS, TEST_URL_SECRET, type GraphQLResponse };
 
 export interface TestService {
   url: string;
@@ -47,7 +42,7 @@ export async function startTestService(opts: TestServiceOptions = {}): Promise<T
     FCDN_DATA_DIR: dataDir,
     FCDN_MODEL: FIXTURE_MODEL,
     FCDN_EXECUTION_PROVIDER: 'cpu',
-    FCDN_API_KEYS: Object.entries(KEYS).map(([r, k]) => `${r}:${k}`).join(','),
+    FCDN_API_KEYS: API_KEYS_SETTING,
     FCDN_URL_SECRET: TEST_URL_SECRET,
     LOG_LEVEL: 'silent',
     // With S3_ENDPOINT set (CI's s3rver run), images go to the S3 protocol server instead of files.
@@ -63,15 +58,7 @@ export async function startTestService(opts: TestServiceOptions = {}): Promise<T
     service,
     db,
     dataDir,
-    async gql(query, variables, role = 'admin') {
-      const res = await fetch(`${url}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(role ? { authorization: `Bearer ${KEYS[role]}` } : {}) },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await res.json()) as GraphQLResponse;
-      return { ...body, status: res.status };
-    },
+    gql: (query, variables, role = 'admin') => postGraphQL(url, query, variables, role ? KEYS[role] : null),
     async stop({ dropDatabase = true } = {}) {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));

@@ -1,5 +1,5 @@
 /**
- * A radiologist's story in a real browser (Debian's headless Chromium driven by playwright-core):
+ * A radiologist's story in a real browser (headless Chromium driven by playwright-core):
  * open the results page at /, paste a reader key, pick a stored case, search with the keyboard,
  * and see the top-k cases as the API ranks them, with loaded slice images, DL/DM/DD and Joint
  * distances, diagnosis, size and a report excerpt; then search with PNG files chosen from disk
@@ -11,7 +11,8 @@
  *
  * Screenshots in docs/figures (results-page.png, results-page-wide.png, results-page-narrow.png,
  * results-page-dicom.png) are written from this run when UPDATE_SCREENSHOTS=1.
- * Chromium is not optional: without it this test fails (CI installs Debian's `chromium`).
+ * Chromium is not optional: a system one (/usr/bin/chromium, CHROMIUM_PATH) or else the one inside the
+ * npm package @sparticuz/chromium (test/support/browser.ts); CI runs this test both ways.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -20,13 +21,12 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { makePhantomDicom, makePhantomPng } from '../../src/inference/index.ts';
-import { phantomSlices } from '../support/phantom-cases.ts';
-import { databaseLabel } from '../support/test-database.ts';
+import { makePhantomDicom, makePhantomPng } from '../../fixtures/phantoms.ts';
+import { phantomSlices } from '../../fixtures/phantom-cases.ts';
+import { findChromium } from '../support/browser.ts';
+import { databaseLabel } from '../../fixtures/test-database.ts';
 import { KEYS, startTestService, type TestService } from '../support/test-service.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const SCREENSHOT = 'docs/figures/results-page.png';
 /** Screenshots go to docs/figures when UPDATE_SCREENSHOTS=1 (always to a temporary folder, to be looked at). */
 function keepScreenshot(file: string, name: string): void {
@@ -95,10 +95,8 @@ async function apiHits(input: Record<string, unknown>) {
 }
 
 before(async () => {
-  assert.ok(
-    fs.existsSync(CHROMIUM),
-    `headless Chromium is needed at ${CHROMIUM} for the results-page test: apt-get install chromium (Debian), or set CHROMIUM_PATH`,
-  );
+  const chromiumFound = await findChromium();
+  console.log(`# results page in ${chromiumFound.source}`);
   svc = await startTestService();
   for (const c of CASES) {
     const res = await svc.gql(
@@ -121,9 +119,10 @@ before(async () => {
   profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-chromium-'));
   filesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-upload-'));
   browser = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
+    executablePath: chromiumFound.executablePath,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: chromiumFound.args,
+    env: chromiumFound.env,
     viewport: { width: 1400, height: 1000 },
   });
   page = browser.pages()[0] ?? (await browser.newPage());

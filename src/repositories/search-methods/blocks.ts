@@ -15,13 +15,18 @@
  *      its mark; a later re-mark of a mark it deletes makes it fail with a serialization error,
  *      and it is retried.
  * A transaction-level advisory lock keeps two processes from building the same model at once.
+ * A model switch builds the new model's blocks before it (SearchRepository.prepareBlocksFor) and
+ * drops the retired model's in its own transaction (drop; ModelService.switchWithin), so searches
+ * after a switch use blocks at once and no retired model's changes are recorded any more.
  * Blocks hold only the slices in the slice window they were built with (block_sets.slice_window,
  * migrations/0006_slice_window.sql); a search with another window treats them as absent, and this
  * class rebuilds them with its own window. So every process of one database must run with the
  * same FCDN_SLICE_WINDOW, or they rebuild each other's blocks (searches stay exact either way).
  */
+import { BLOCK_BUILD_LOCK } from '../../db/locks.ts';
+import { sqlState } from '../../db/postgres-errors.ts';
 import { Prisma } from '../../generated/prisma/client.ts';
-import type { PrismaClient } from '../executor.ts';
+import type { Executor, PrismaClient } from '../executor.ts';
 import { BLOCKS_STATUS_SQL } from '../search-sql.ts';
 
 export interface BlockStatus {
@@ -50,29 +55,18 @@ export interface BlockMaintenanceOptions {
   /** Look at the dirty count at most this often per model (ms). */
   checkEveryMs?: number;
   onError?: (err: unknown) => void;
+  /** Called when a search found a model's blocks missing: the upkeep loop should run now, not at its next poll. */
+  onNeeded?: () => void;
 }
 
-const BUILD_LOCK = 716_422_019; // advisory lock class: "building blocks" (next to the migration lock)
 const LONG = { maxWait: 60_000, timeout: 30 * 60_000 };
-
-function sqlState(err: unknown): string | undefined {
-  for (let e: any = err, depth = 0; e && depth < 6; e = e.cause ?? e.meta?.driverAdapterError, depth++) {
-    const code = e.originalCode ?? e.code ?? e.meta?.code ?? e.cause?.originalCode;
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
-  }
-  const m = /(?:SQLSTATE|Code:)[: `]+([0-9A-Z]{5})|\b(40001|40P01)\b/.exec(String((err as Error)?.message ?? ''));
-  return m?.[1] ?? m?.[2];
-}
-
-export function isSqlState(err: unknown, state: string, messageHint?: string): boolean {
-  if (sqlState(err) === state) return true;
-  return messageHint != null && String((err as Error)?.message ?? '').includes(messageHint);
-}
 
 export class BlockMaintenance {
   private readonly lastCheck = new Map<number, number>();
   private readonly running = new Map<number, Promise<BuildResult | null>>();
-  private readonly o: Required<Omit<BlockMaintenanceOptions, 'onError'>> & Pick<BlockMaintenanceOptions, 'onError'>;
+  /** Models searched since the last upkeep pass: true when their blocks were missing. */
+  private readonly wanted = new Map<number, boolean>();
+  private readonly o: Required<Omit<BlockMaintenanceOptions, 'onError' | 'onNeeded'>> & Pick<BlockMaintenanceOptions, 'onError' | 'onNeeded'>;
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -84,8 +78,8 @@ export class BlockMaintenance {
       dirtyRatio: 0.02,
       minDirty: 256,
       checkEveryMs: 5_000,
-      onError: (err) => console.warn(`[fcdn_search] background rebuild of search blocks failed: ${(err as Error)?.message ?? err}`),
       ...options,
+      onError: options.onError ?? ((err) => console.warn(`[fcdn_search] background rebuild of search blocks failed: ${(err as Error)?.message ?? err}`)),
     };
   }
 
@@ -103,30 +97,53 @@ export class BlockMaintenance {
     return run;
   }
 
-  /** Stops keeping blocks for a model (its triggers stop recording; searches use plain SQL). */
-  async drop(modelId: number): Promise<void> {
-    await this.prisma.$transaction([
-      this.prisma.$executeRawUnsafe('DELETE FROM fcdn_search.block_sets WHERE model_id = $1', modelId),
-      this.prisma.$executeRawUnsafe('DELETE FROM fcdn_search.blocks WHERE model_id = $1', modelId),
-      this.prisma.$executeRawUnsafe('DELETE FROM fcdn_search.dirty WHERE model_id = $1', modelId),
-    ]);
+  /**
+   * Stops keeping blocks for a model: its block set (its triggers stop recording), its blocks and
+   * its dirty marks. A model switch calls it for the retired model inside its own transaction (db).
+   */
+  async drop(modelId: number, db?: Executor): Promise<void> {
+    if (!db) return this.prisma.$transaction((tx) => this.drop(modelId, tx));
+    for (const table of ['block_sets', 'blocks', 'dirty']) await db.$executeRawUnsafe(`DELETE FROM fcdn_search.${table} WHERE model_id = $1`, modelId);
   }
 
-  /** After a search: rebuild in the background when the blocks are missing or too dirty. */
-  maybeMaintain(modelId: number, missing = false): void {
-    const now = Date.now();
-    if (this.running.has(modelId)) return;
-    // Throttled either way: where a rebuild cannot run (a read replica), searches keep answering
-    // with plain SQL for the dirty or unbuilt part and retry only every checkEveryMs.
-    if (now - (this.lastCheck.get(modelId) ?? 0) < this.o.checkEveryMs) return;
-    this.lastCheck.set(modelId, now);
-    void (async () => {
-      if (!missing) {
-        const s = await this.status(modelId);
-        if (s?.built && s.sliceWindow === this.sliceWindow && s.dirty <= Math.max(this.o.minDirty, this.o.dirtyRatio * s.cases)) return;
+  /** A failed rebuild outside the upkeep loop (before a model switch): to onError, like the loop's. */
+  reportError(err: unknown): void {
+    this.o.onError?.(err);
+  }
+
+  /**
+   * After a search by blocks: notes the model for the upkeep loop (no database work here; the
+   * search itself never waits for upkeep). Missing blocks ask the loop to run at once.
+   */
+  noteSearched(modelId: number, missing = false): void {
+    this.wanted.set(modelId, missing || (this.wanted.get(modelId) ?? false));
+    if (missing) this.o.onNeeded?.();
+  }
+
+  /**
+   * One pass of the upkeep loop (SearchBlockUpkeep): for each model searched since the last pass,
+   * rebuild its blocks when they are missing, packed with another slice window, or too dirty.
+   * Throttled per model: where a rebuild cannot run (a read replica), searches keep answering
+   * with plain SQL for the dirty or unbuilt part and it is tried only every checkEveryMs.
+   * A failure is reported to onError; the model is tried again after a later search.
+   */
+  async maintainSearched(): Promise<void> {
+    const wanted = [...this.wanted];
+    this.wanted.clear();
+    for (const [modelId, missing] of wanted) {
+      const now = Date.now();
+      if (this.running.has(modelId) || now - (this.lastCheck.get(modelId) ?? 0) < this.o.checkEveryMs) continue;
+      this.lastCheck.set(modelId, now);
+      try {
+        if (!missing) {
+          const s = await this.status(modelId);
+          if (s?.built && s.sliceWindow === this.sliceWindow && s.dirty <= Math.max(this.o.minDirty, this.o.dirtyRatio * s.cases)) continue;
+        }
+        await this.rebuild(modelId);
+      } catch (err) {
+        this.o.onError?.(err);
       }
-      await this.rebuild(modelId);
-    })().catch((err) => this.o.onError?.(err));
+    }
   }
 
   private async build(modelId: number): Promise<BuildResult | null> {
@@ -139,7 +156,7 @@ export class BlockMaintenance {
       try {
         const built = await this.prisma.$transaction(
           async (tx) => {
-            const [{ locked }] = await tx.$queryRawUnsafe<{ locked: boolean }[]>('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', BUILD_LOCK, modelId);
+            const [{ locked }] = await tx.$queryRawUnsafe<{ locked: boolean }[]>('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', BLOCK_BUILD_LOCK, modelId);
             if (!locked) return null;
             const [r] = await tx.$queryRawUnsafe<{ built_cases: number; built_blocks: number; built_bytes: bigint | number }[]>(
               'SELECT * FROM fcdn_search.rebuild_blocks($1, $2)',

@@ -1,10 +1,11 @@
 // The results page: pick a query (stored case or files), run similarCases, show query and hits side by side.
 import { apiKey, graphql } from './graphql-client.js';
+import { launchNodule } from './pacs-launch.js';
 import { inspectFiles, readSlices } from './slice-files.js';
 
 // lung / mediastinal: the 8-bit display renditions (Slice.displayUrl); imageUrl: the stored original.
 const CASE_FIELDS = `fragment CaseFields on NoduleCase {
-  id externalId malignancy malignancyClass diameterMm findings
+  id externalId malignancy malignancyClass diameterMm findings viewerUrl
   reports { text impression }
   slices { offset imageUrl lung: displayUrl(window: LUNG) mediastinal: displayUrl(window: MEDIASTINAL) }
 }`;
@@ -112,7 +113,10 @@ async function loadCases() {
   }
 }
 
-function onKeySubmit(event) {
+/** A viewer's launch link waiting for a key (pacs-launch.js); searched once there is one. */
+let pendingLaunch = false;
+
+async function onKeySubmit(event) {
   event.preventDefault();
   const input = $('api-key');
   const key = input.value.trim();
@@ -120,7 +124,11 @@ function onKeySubmit(event) {
   apiKey.set(key);
   input.value = '';
   input.placeholder = 'saved for this tab';
-  loadCases();
+  await loadCases();
+  if (pendingLaunch) {
+    pendingLaunch = false;
+    $('search-form').requestSubmit();
+  }
 }
 
 function onForgetKey() {
@@ -139,6 +147,41 @@ function source() {
 function showSource() {
   $('case-source').hidden = source() !== 'case';
   $('file-source').hidden = source() !== 'files';
+  $('pacs-source').hidden = source() !== 'pacs';
+}
+
+/** The PACS nodule of the form (PacsNoduleInput); the service checks the UIDs and the point. */
+function pacsNodule() {
+  const text = (id, label) => {
+    const value = $(id).value.trim();
+    if (!value) throw new Error(`${label} is empty.`);
+    return value;
+  };
+  const number = (id, label) => {
+    const value = Number($(id).value);
+    if ($(id).value.trim() === '' || !Number.isFinite(value)) throw new Error(`${label} must be a number.`);
+    return value;
+  };
+  return {
+    studyInstanceUid: text('pacs-study', 'The Study Instance UID'),
+    seriesInstanceUid: text('pacs-series', 'The Series Instance UID'),
+    sopInstanceUid: text('pacs-sop', 'The SOP Instance UID'),
+    centerX: number('pacs-x', 'The column (x)'),
+    centerY: number('pacs-y', 'The row (y)'),
+    neighbours: number('pacs-neighbours', 'Neighbours each side'),
+  };
+}
+
+/** A launch link's nodule put into the form (and the PACS source chosen). */
+function fillPacsForm(nodule) {
+  $('source-pacs').checked = true;
+  showSource();
+  $('pacs-study').value = nodule.studyInstanceUid;
+  $('pacs-series').value = nodule.seriesInstanceUid;
+  $('pacs-sop').value = nodule.sopInstanceUid;
+  $('pacs-x').value = String(nodule.centerX);
+  $('pacs-y').value = String(nodule.centerY);
+  if (nodule.neighbours != null) $('pacs-neighbours').value = String(nodule.neighbours);
 }
 
 /** A switch of the query source starts afresh: an error about the other source no longer applies. */
@@ -264,6 +307,20 @@ function renderQueryFiles(slices, result) {
   );
 }
 
+/** A PACS query after the search: the fetched slices as the model saw them (the service's previews). */
+function renderQueryPacs(nodule, result) {
+  const previews = result.lungPreviews ?? [];
+  const mediastinal = new Map((result.mediastinalPreviews ?? []).map((p) => [p.offset, p.imageUrl]));
+  $('query-caption').textContent = `PACS nodule on slice ${nodule.sopInstanceUid} at (${nodule.centerX}, ${nodule.centerY}): ${plural(previews.length, 'slice')} fetched, shown as the model sees them.`;
+  $('query-caption').title = $('query-caption').textContent;
+  $('query-slices').replaceChildren(
+    ...previews.map((p) => {
+      const caption = `offset ${p.offset}${p.inSliceWindow ? '' : ' (outside the slice window: not compared)'}`;
+      return sliceFigure({ lung: p.imageUrl, mediastinal: mediastinal.get(p.offset) }, `PACS slice at offset ${p.offset}`, caption);
+    }),
+  );
+}
+
 /** Joint, then DL/DM/DD each as a number and a bar on the code length's scale (0 = the same code). */
 function distanceList(hit, bits) {
   const term = (name, title) => el('dt', {}, el('abbr', { title }, name));
@@ -308,6 +365,7 @@ function renderHit(hit, bits) {
       { 'aria-labelledby': headingId },
       el('h3', { id: headingId, title: heading }, heading),
       hitSlices(hit, slices),
+      c.viewerUrl ? el('p', { className: 'viewer' }, el('a', { className: 'viewer-link', href: c.viewerUrl, target: '_blank', rel: 'noopener' }, `Open ${caseLabel(c)} in the viewer`)) : null,
       distanceList(hit, bits),
       el(
         'dl',
@@ -459,14 +517,17 @@ async function onSearch(event) {
       input.caseId = query.id;
       input.excludeSamePatient = $('exclude-patient').checked;
       renderQueryCase(query);
+    } else if (source() === 'pacs') {
+      input.pacs = pacsNodule();
     } else {
       setStatus('Reading the files…');
       fileSlices = await readSlices(chosenFiles);
       input.images = fileSlices.map((s) => s.input);
     }
-    setStatus('Searching…');
+    setStatus(input.pacs ? 'Fetching the slices from the PACS and searching…' : 'Searching…');
     const { similarCases } = await graphql(SEARCH, { input });
     if (fileSlices) renderQueryFiles(fileSlices, similarCases);
+    if (input.pacs) renderQueryPacs(input.pacs, similarCases);
     renderHits(similarCases, filter);
     setStatus(`Found ${similarCases.hits.length} similar cases in ${Math.round(similarCases.tookMs)} ms.`);
     $('results-heading').focus();
@@ -488,9 +549,21 @@ function start() {
   $('display-window').addEventListener('change', onWindowChange);
   wireDropZone();
   showSource();
+  // Opened from a viewer with a nodule in the URL: search it at once (or once a key is given).
+  const launch = launchNodule(location.search);
+  if (launch?.nodule) fillPacsForm(launch.nodule);
   if (apiKey.get()) {
     $('api-key').placeholder = 'saved for this tab';
-    loadCases();
+    // After the case list, which clears earlier errors.
+    const listed = loadCases();
+    if (launch?.nodule) listed.then(() => $('search-form').requestSubmit());
+    if (launch?.error) listed.then(() => showError(launch.error));
+  } else if (launch?.error) {
+    showError(launch.error);
+  } else if (launch?.nodule) {
+    pendingLaunch = true;
+    setStatus('Enter an API key to search for the PACS nodule named by the link.');
+    $('api-key').focus();
   }
 }
 
