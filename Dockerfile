@@ -3,6 +3,14 @@
 # NODE_IMAGE: any Debian-based Node 20, 22 or 24 image with npm and a `node` user.
 ARG NODE_IMAGE=node:24-bookworm-slim
 FROM ${NODE_IMAGE}
+# GPU workers: --build-arg WITH_VULKAN=true adds the Vulkan loader, all the WebGPU execution
+# provider of the npm package needs besides the host's NVIDIA driver (its Vulkan ICD, mounted by
+# the NVIDIA container toolkit with NVIDIA_DRIVER_CAPABILITIES=graphics,compute,utility); run the
+# container with FCDN_EXECUTION_PROVIDER=webgpu (docs/deploy.md, "GPU workers").
+ARG WITH_VULKAN=false
+RUN if [ "$WITH_VULKAN" = true ]; then \
+      apt-get update && apt-get install -y --no-install-recommends libvulkan1 && rm -rf /var/lib/apt/lists/*; \
+    fi
 
 WORKDIR /app
 ENV NODE_ENV=production \

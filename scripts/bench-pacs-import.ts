@@ -51,6 +51,7 @@ try {
     ...process.env,
     FCDN_DATA_DIR: path.join(dir, 'data'),
     FCDN_DICOMWEB_URL: pacs.dicomwebUrl,
+    FCDN_PATIENT_KEY_SECRET: 'bench-pacs-import-patient-key-secret-0123456789',
     FCDN_EXECUTION_PROVIDER: 'cpu',
     ...(process.env.DATABASE_URL ? {} : { DATABASE_URL: '' }),
   };

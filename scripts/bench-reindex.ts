@@ -66,7 +66,8 @@ let firstCaseId = 0;
 }
 
 // ---- 2. the service, and the admin's model change --------------------------------------------------
-const service = await startServiceProcess({ FCDN_DATA_DIR: dataDir, FCDN_MODEL: OLD_MODEL, ...(dbUrl ? { DATABASE_URL: dbUrl } : {}) }, 180_000);
+// The service re-encodes on FCDN_EXECUTION_PROVIDER when given (webgpu on a GPU machine), else the CPU.
+const service = await startServiceProcess({ FCDN_DATA_DIR: dataDir, FCDN_MODEL: OLD_MODEL, FCDN_EXECUTION_PROVIDER: process.env.FCDN_EXECUTION_PROVIDER ?? 'cpu', ...(dbUrl ? { DATABASE_URL: dbUrl } : {}) }, 180_000);
 // Never leave the service running when this script stops early.
 process.once('exit', () => {
   if (service.child.exitCode === null) service.child.kill('SIGKILL');

@@ -118,7 +118,8 @@ else
   log "engine started: $($DOCKER info --format '{{.ServerVersion}} ({{.Driver}})')"
 fi
 command -v docker-compose >/dev/null || { log "docker-compose missing"; exit 1; }
-command -v debootstrap >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null; }
+command -v debootstrap >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null \
+  || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null; }; }
 log "docker-compose $(docker-compose version --short)"
 
 # ---------------------------------------------------------------- 2. base image
@@ -179,7 +180,14 @@ log "fcdn-ci/s3rver: s3rver $($DOCKER run --rm --entrypoint node fcdn-ci/s3rver 
 
 # ---------------------------------------------------------------- 4. compose end to end
 part "docker-compose build (the project's Dockerfile and docker/postgres.Dockerfile)"
-compose build 2>&1 | grep -E '^(Step|Successfully)|rror' | grep -v '^Step .*: (ENV|LABEL|EXPOSE|VOLUME|USER|WORKDIR|CMD|HEALTHCHECK|ARG)' || true
+# A failed build fails here (its exit status), not passing on the images an earlier run left in
+# /var/lib/docker; their layers stay as the build cache.
+if ! compose build >"$WORK/compose-build.log" 2>&1; then
+  tail -n 60 "$WORK/compose-build.log"
+  log "docker-compose build failed"
+  exit 1
+fi
+grep -E '^(Step|Successfully)|rror' "$WORK/compose-build.log" | grep -v '^Step .*: (ENV|LABEL|EXPOSE|VOLUME|USER|WORKDIR|CMD|HEALTHCHECK|ARG)' || true
 $DOCKER image inspect fcdn-nodule-search:local fcdn-postgres:local >/dev/null
 log "images: $($DOCKER images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^(fcdn|local/)' | tr '\n' ';')"
 

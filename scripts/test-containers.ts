@@ -2,7 +2,7 @@
  * `npm run test:containers`: the database, search and storage suites against Postgres (+ pgvector)
  * and an S3 server started as containers through testcontainers, as a user with Docker runs them.
  * The suites themselves are the ordinary ones; this only gives them DATABASE_URL and S3_* of the
- * containers (test/support/test-database.ts makes a fresh database per test file there).
+ * containers (fixtures/test-database.ts makes a fresh database per test file there).
  *
  * Images (no registry is reachable in CI, which builds local stand-ins: scripts/ci-docker.sh):
  *   FCDN_TC_POSTGRES_IMAGE  default pgvector/pgvector:pg15 (CI: fcdn-postgres:local, the compose

@@ -8,7 +8,7 @@ import { ROLES, type ApiKey, type Role } from './auth/api-keys.ts';
 import { DEFAULT_POSTGRES_TIMEOUTS, type PostgresTimeouts } from './db/database.ts';
 import { DEFAULT_SLICE_WINDOW } from './domain/joint-distance.ts';
 import { ConfigError } from './errors.ts';
-import type { ExecutionProviderSetting } from './inference/types.ts';
+import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from './inference/types.ts';
 import type { DicomwebAuth, DicomwebSettings } from './pacs/dicomweb-client.ts';
 import { PROJECT_ROOT } from './paths.ts';
 import { SEARCH_METHODS, type SearchMethodSetting } from './repositories/search.repository.ts';
@@ -194,8 +194,8 @@ function boolean(name: string, value: string | undefined, fallback: boolean): bo
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const provider = (env.FCDN_EXECUTION_PROVIDER ?? 'auto') as ExecutionProviderSetting;
-  if (!['auto', 'cuda', 'cpu'].includes(provider)) {
-    throw new ConfigError(`FCDN_EXECUTION_PROVIDER must be auto, cuda or cpu, got "${provider}"`);
+  if (!(EXECUTION_PROVIDER_SETTINGS as readonly string[]).includes(provider)) {
+    throw new ConfigError(`FCDN_EXECUTION_PROVIDER must be one of ${EXECUTION_PROVIDER_SETTINGS.join(', ')}, got "${provider}"`);
   }
   const s3: S3Config | undefined = env.S3_ENDPOINT
     ? {

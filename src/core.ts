@@ -102,7 +102,7 @@ export async function buildCore(config: AppConfig, overrides: CoreOverrides = {}
     // The PACS, when configured; its imports' patient keys need a secret shared by every replica.
     let pacs: { client: DicomwebClient; patientKeys: PatientKeyHasher } | null = null;
     if (config.dicomweb) {
-      const made = patientKeySecret({ configured: config.patientKeySecret, keysConfigured: config.apiKeys.length > 0, dataDir: config.dataDir });
+      const made = patientKeySecret({ configured: config.patientKeySecret, keysConfigured: config.apiKeys.length > 0, sharedDatabase: config.databaseUrl !== undefined, dataDir: config.dataDir });
       if (made.created) log.info({ file: made.file }, 'no FCDN_PATIENT_KEY_SECRET configured: created a patient key secret in the data folder');
       const client = new DicomwebClient(config.dicomweb);
       pacs = { client, patientKeys: new PatientKeyHasher(made.secret) };

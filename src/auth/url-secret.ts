@@ -58,12 +58,18 @@ export function dataFolderSecret(dataDir: string, name: string): ServerSecret {
   if (existing) return existing;
   fs.mkdirSync(dataDir, { recursive: true });
   const secret = crypto.randomBytes(32).toString('base64url');
+  // Written whole under a private name, then linked into place: a process starting at the same
+  // moment sees either no file or the complete secret, never an empty one.
+  const draft = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
+  fs.writeFileSync(draft, `${secret}\n`, { mode: 0o600, flag: 'wx' });
   try {
-    fs.writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+    fs.linkSync(draft, file);
   } catch (err) {
     // Another process of the same data folder made it first: use theirs.
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return read()!;
     throw err;
+  } finally {
+    fs.rmSync(draft, { force: true });
   }
   return { secret, source: 'data folder', file, created: true };
 }

@@ -115,7 +115,13 @@ function silenceBoundedSocket(url: string, silenceMs: number, backendOf: WeakMap
   };
 }
 
-/** Whether the server answers within `withinMs` and (pid given) that backend still exists. */
+/**
+ * Whether the server answers within `withinMs` and (pid given) that backend still exists. An
+ * error the server itself sent (too many connections, a role's connection limit, starting up, a
+ * refused login) proves it answers: the silent backend is then given the benefit of the doubt,
+ * so a long statement is not cut because the database is at its connection limit. Behind a
+ * pooler (PgBouncer) the pid is not a server pid: set FCDN_DB_SILENCE_TIMEOUT_MS=0 there.
+ */
 async function backendAlive(url: string, pid: number | null, withinMs: number): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: withinMs });
   client.on('error', () => {});
@@ -128,7 +134,7 @@ async function backendAlive(url: string, pid: number | null, withinMs: number): 
     if (pid === null) return true;
     const { rows } = await client.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid]);
     return rows.length === 1;
-  })().catch(() => false);
+  })().catch((e: unknown) => e instanceof pg.DatabaseError);
   const alive = await Promise.race([check, deadline]);
   clearTimeout(timer);
   const stream = (client as unknown as { connection: { stream: net.Socket } }).connection.stream;

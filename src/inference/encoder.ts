@@ -30,6 +30,8 @@ export interface EncoderOptions {
   maxBatch?: number;
   /** For tests: replaces onnxruntime's session creation. */
   sessionFactory?: SessionFactory;
+  /** For tests: replaces the check for the CUDA provider's library (null: present). */
+  cudaMissing?: () => string | null;
   /** onnxruntime's intra-op threads (default: its own choice, one per core). */
   threads?: number;
   /** Called after every session run with its seconds and batch size (the service's metrics). */
@@ -85,7 +87,7 @@ export class FcdnEncoder {
     const factory = options.sessionFactory ?? defaultSessionFactory;
     let created;
     try {
-      created = await createProviderSession(model.bytes, setting, log, factory, options.threads);
+      created = await createProviderSession(model.bytes, setting, log, { factory, threads: options.threads, cudaMissing: options.cudaMissing });
     } catch (e) {
       if (e instanceof ExecutionProviderError) throw e;
       throw new ModelLoadError(`onnxruntime could not load the model ${model.modelPath}: ${(e as Error).message}`);

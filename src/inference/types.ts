@@ -29,8 +29,10 @@ export interface ModelCard {
   [key: string]: unknown;
 }
 
-export type ExecutionProviderSetting = 'auto' | 'cuda' | 'cpu';
-export type ExecutionProvider = 'cuda' | 'cpu';
+/** FCDN_EXECUTION_PROVIDER's values; `auto` tries the GPU providers in this order, then the CPU. */
+export const EXECUTION_PROVIDER_SETTINGS = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
+export type ExecutionProviderSetting = (typeof EXECUTION_PROVIDER_SETTINGS)[number];
+export type ExecutionProvider = Exclude<ExecutionProviderSetting, 'auto'>;
 
 /** What the encoder needs of an ONNX Runtime session (an in-thread one, or the session thread's proxy). */
 export type EncoderSession = Pick<ort.InferenceSession, 'inputNames' | 'outputNames' | 'run' | 'release'>;

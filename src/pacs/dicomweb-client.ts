@@ -1,7 +1,7 @@
 /**
  * A small typed DICOMweb client over fetch: QIDO-RS to list a series' instances with their
  * position, WADO-RS to retrieve instances as Part 10 files. It knows HTTP and DICOM JSON, not
- * nodules: src/pacs/pacs-slices.ts picks the slices. (The `dicomweb-client` package targets
+ * nodules: src/pacs/pacs-nodule.ts picks the slices. (The `dicomweb-client` package targets
  * browsers over XMLHttpRequest; this is the part of it a server needs.)
  *
  * Every request is bounded (timeoutMs covers connect, headers and body) and at most
@@ -10,7 +10,7 @@
  * which knows which UID it asked for.
  */
 import type { SlicePosition } from '../domain/slice-order.ts';
-import { UnavailableError } from '../errors.ts';
+import { BadInputError, UnavailableError } from '../errors.ts';
 
 export type DicomwebAuth =
   | { kind: 'none' }
@@ -27,6 +27,8 @@ export interface DicomwebSettings {
   concurrency: number;
   /** Largest accepted WADO-RS response (one instance). */
   maxInstanceBytes: number;
+  /** QIDO-RS page size (default 500; tests use a small one to exercise the paging). */
+  qidoPageSize?: number;
 }
 
 /** One instance of a series as QIDO-RS lists it (the attributes this service asks for). */
@@ -56,6 +58,10 @@ const WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-synta
 const DICOM_JSON = 'application/dicom+json, application/json';
 /** QIDO answers for one series: thousands of instances at most, a few hundred bytes each. */
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
+/** QIDO-RS page size: many PACS cap a result (dcm4chee, cloud DICOM stores), so a series is read in pages. */
+const QIDO_PAGE = 500;
+/** The longest series read: 20,000 instances; past it the request is refused, not silently cut. */
+const QIDO_MAX_INSTANCES = 20_000;
 
 interface Reply {
   status: number;
@@ -157,17 +163,33 @@ export class DicomwebClient {
   }
 
   /**
-   * QIDO-RS: every instance of the series with the attributes we order and check by. An unknown
-   * study or series gives an empty list (servers answer 200 [] or 204).
+   * QIDO-RS: every instance of the series with the attributes we order and check by, read in
+   * pages (limit/offset) so that a PACS's result cap cannot cut the series and pick the wrong
+   * neighbours. An unknown study or series gives an empty list (servers answer 200 [] or 204).
    */
   async searchSeriesInstances(studyInstanceUid: string, seriesInstanceUid: string): Promise<SeriesInstance[]> {
     const fields = [TAGS.SOPClassUID, TAGS.Modality, TAGS.PatientID, TAGS.InstanceNumber, TAGS.ImagePositionPatient, TAGS.ImageOrientationPatient];
     const query = fields.map((f) => `includefield=${f}`).join('&');
-    const res = await this.request(`/studies/${enc(studyInstanceUid)}/series/${enc(seriesInstanceUid)}/instances?${query}`, DICOM_JSON, MAX_JSON_BYTES, 'QIDO-RS instances');
-    if (res.status === 404 || res.status === 204) return [];
-    const parsed = this.json(res.body, 'QIDO-RS instances');
-    if (!Array.isArray(parsed)) throw new UnavailableError(`${this.origin} answered QIDO-RS with something other than a DICOM JSON array`);
-    return parsed.map((ds) => parseSeriesInstance(ds as DicomJson)).filter((i): i is SeriesInstance => i !== null);
+    const bySop = new Map<string, SeriesInstance>();
+    const pageSize = this.settings.qidoPageSize ?? QIDO_PAGE;
+    let offset = 0;
+    for (;;) {
+      if (offset >= QIDO_MAX_INSTANCES) throw new BadInputError(`the series has more than ${QIDO_MAX_INSTANCES} instances; the PACS path reads at most that many`);
+      const url = `/studies/${enc(studyInstanceUid)}/series/${enc(seriesInstanceUid)}/instances?${query}&limit=${pageSize}&offset=${offset}`;
+      const res = await this.request(url, DICOM_JSON, MAX_JSON_BYTES, 'QIDO-RS instances');
+      if (res.status === 404 || res.status === 204) break;
+      const parsed = this.json(res.body, 'QIDO-RS instances');
+      if (!Array.isArray(parsed)) throw new UnavailableError(`${this.origin} answered QIDO-RS with something other than a DICOM JSON array`);
+      const before = bySop.size;
+      offset += parsed.length;
+      for (const ds of parsed) {
+        const instance = parseSeriesInstance(ds as DicomJson);
+        if (instance) bySop.set(instance.sopInstanceUid, instance);
+      }
+      // A short page ends the series; so does a page with nothing new (a PACS that ignores offset).
+      if (parsed.length < pageSize || bySop.size === before) break;
+    }
+    return [...bySop.values()];
   }
 
   /** QIDO-RS at study level: whether the PACS knows the study (to say which UID of a request is unknown). */

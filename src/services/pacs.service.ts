@@ -16,6 +16,8 @@ export interface PacsNoduleFetch {
   images: SliceImageInput[];
   neighbours: { asked: number; before: number; after: number };
   fetchMs: number;
+  /** The keyed hash of the instance's PatientID (what importFromPacs stores), null without one: the search excludes that patient. */
+  patientKey: string | null;
 }
 
 /** What SearchService needs: the slices of a PACS nodule, as uploaded DICOM. */
@@ -44,11 +46,13 @@ export class PacsService {
 
   readonly fetchNodule: FetchPacsNodule = async (nodule) => {
     checkPacsNodule(nodule, 'pacs');
-    const got = await fetchPacsNodule(this.pacsOrRefuse('pacs').client, nodule, 'pacs');
+    const { client, patientKeys } = this.pacsOrRefuse('pacs');
+    const got = await fetchPacsNodule(client, nodule, 'pacs');
     return {
       images: got.images.map((s) => ({ data: '', bytes: s.bytes, offset: s.offset, centerX: s.centerX, centerY: s.centerY })),
       neighbours: got.neighbours,
       fetchMs: got.fetchMs,
+      patientKey: got.patientId ? patientKeys.keyOf(got.patientId) : null,
     };
   };
 

@@ -1,11 +1,11 @@
 /** What services need from the model (implemented in src/inference) and the image decoders (src/imaging). */
 import type { PreparedSlice, SliceImage } from '../imaging/types.ts';
-import type { ModelCard, SliceCodeStrings } from '../inference/types.ts';
+import type { ExecutionProvider, ModelCard, SliceCodeStrings } from '../inference/types.ts';
 
 export interface SliceEncoder {
   readonly card: ModelCard;
   readonly sha256: string;
-  readonly executionProvider: 'cuda' | 'cpu';
+  readonly executionProvider: ExecutionProvider;
   /** Codes of a batch of model-input patches, in order. */
   encode(patches: Float32Array[]): Promise<SliceCodeStrings[]>;
 }

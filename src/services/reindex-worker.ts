@@ -136,9 +136,12 @@ export class ReindexWorker {
       this.log.info({ jobId: job.id, modelId: version.id, done: job.done }, 'reindex job finished; model active');
     } catch (err) {
       if (err instanceof JobCancelled) {
-        // Blocks built for a switch that will not happen would be kept up to date for nothing.
-        if (!version.active) await this.repos.search.blocks.drop(version.id);
-        await this.repos.jobs.finishOwned(job.id, this.workerId, 'CANCELLED');
+        // Blocks built for a switch that will not happen would be kept up to date for nothing; but
+        // only this job's owner drops them, and only while the model is still not the active one.
+        if (await this.repos.jobs.finishOwned(job.id, this.workerId, 'CANCELLED')) {
+          const active = await this.repos.models.findActive();
+          if (active?.id !== version.id) await this.repos.search.blocks.drop(version.id);
+        }
         this.log.info({ jobId: job.id }, 'reindex job cancelled');
         return;
       }

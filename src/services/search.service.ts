@@ -120,12 +120,16 @@ export class SearchService {
       stages.search = performance.now() - t;
     } else {
       let images = q.images;
+      let excludeKey = common.excludePatientKey;
       if (hasPacs) {
         if (!this.fetchPacsNodule) throw new BadInputError('pacs: this service has no PACS configured (FCDN_DICOMWEB_URL is not set)');
         // The PACS's files, then exactly the path of DICOM uploaded inline.
         const fetched = await this.fetchPacsNodule(q.pacs!);
         stages.fetch = fetched.fetchMs;
         images = fetched.images;
+        // The nodule's own patient, if imported from this PACS under its derived key, is not a
+        // similar case of another patient (the caller cannot compute that key to exclude it).
+        if ((q.excludeSamePatient ?? true) && excludeKey == null) excludeKey = fetched.patientKey;
       }
       for (let attempt = 1; ; attempt++) {
         const version = await reads.run(activeOn);
@@ -143,7 +147,7 @@ export class SearchService {
         const query = { shallow: codes.map((c) => c.shallow), middle: codes[centre]!.middle, deep: codes.map((c) => c.deep) };
         t = performance.now();
         const ranking = await reads.snapshot(async (r) =>
-          (await activeOn(r)).id === version.id ? this.rank(r, { ...common, modelId: version.id, query, excludeCaseId: null, excludePatientIds: [] }) : null,
+          (await activeOn(r)).id === version.id ? this.rank(r, { ...common, excludePatientKey: excludeKey, modelId: version.id, query, excludeCaseId: null, excludePatientIds: [] }) : null,
         );
         stages.search = performance.now() - t;
         if (ranking) {

@@ -45,49 +45,93 @@ const phantomPatches = () => [
   makePhantomDicom({ seed: 7, diameterPx: 8, vr: 'implicit' }),
 ].map((data) => prepareSlice({ data, offset: 0 }, encoder.card).patch);
 
-test('auto on this machine falls back to CPU and logs which provider is in use', () => {
+test('auto on this machine tries CUDA, then WebGPU, then runs on the CPU, one log line per refusal', () => {
   assert.equal(encoder.executionProvider, 'cpu');
-  assert.ok(messages.some((m) => /^warn .*CUDA execution provider unavailable.*falling back to cpu/.test(m)), messages.join('\n'));
+  const refusals = messages.filter((m) => m.startsWith('warn '));
+  assert.equal(refusals.length, 2, refusals.join('\n'));
+  assert.match(refusals[0]!, /^warn inference: cuda unavailable: .*libonnxruntime_providers_cuda\.so is not installed\. It needs .*CUDA 12 and cuDNN 9\. Trying the next provider\.$/);
+  // No Vulkan driver on the CI machines: onnxruntime finds no WebGPU adapter.
+  assert.match(refusals[1]!, /^warn inference: webgpu unavailable: .*adapter.*\. It needs a Vulkan driver .*libvulkan1\)\. Trying the next provider\.$/);
+  for (const line of refusals) assert.ok(!line.includes('\n') && !line.includes('/onnxruntime_src/'), `one plain line: ${line}`);
   assert.ok(messages.includes('info inference: execution provider cpu'));
   assert.equal(encoder.card.inputSize, 64);
   assert.equal(encoder.sha256, encoder.card.sha256);
   assert.match(encoder.sha256, /^[0-9a-f]{64}$/);
 });
 
-test('cuda that cannot load fails loudly with a clear error', async () => {
+test('cuda that cannot load fails loudly with what is missing', async () => {
   await assert.rejects(FcdnEncoder.load(FIXTURE_MODEL, 'cuda'), (e: unknown) => {
     assert.ok(e instanceof ExecutionProviderError);
     assert.match(e.message, /FCDN_EXECUTION_PROVIDER=cuda, but the CUDA execution provider could not be loaded/);
+    assert.match(e.message, /ONNXRUNTIME_NODE_INSTALL=true npm rebuild onnxruntime-node.*CUDA 12 and cuDNN 9/);
     assert.match(e.message, /auto or cpu/);
+    return true;
+  });
+  // With the library check passed, onnxruntime's own refusal is what the message carries.
+  await assert.rejects(FcdnEncoder.load(FIXTURE_MODEL, 'cuda', undefined, { cudaMissing: () => null }), (e: unknown) => {
+    assert.ok(e instanceof ExecutionProviderError);
+    assert.match(e.message, /could not be loaded \(.*Failed to load shared library.*\)/);
     return true;
   });
 });
 
-test('cpu never tries CUDA; auto uses CUDA when the session gets it (injected factory)', async () => {
+test('webgpu without a Vulkan driver fails loudly with what is missing', async () => {
+  await assert.rejects(FcdnEncoder.load(FIXTURE_MODEL, 'webgpu'), (e: unknown) => {
+    assert.ok(e instanceof ExecutionProviderError);
+    assert.match(e.message, /FCDN_EXECUTION_PROVIDER=webgpu, but the WebGPU execution provider could not be loaded \(.*adapter.*\)/);
+    assert.match(e.message, /Vulkan driver .*libvulkan1/);
+    assert.ok(!e.message.includes('/onnxruntime_src/'), e.message);
+    return true;
+  });
+});
+
+test('cpu never tries a GPU; auto takes the first GPU provider whose session is created (injected factory)', async () => {
   const seen: unknown[] = [];
+  const failing = new Set<string>();
   const spy: SessionFactory = async (model, options) => {
-    seen.push(options.executionProviders);
+    const provider = (options.executionProviders as string[])[0]!;
+    seen.push(provider);
+    if (failing.has(provider)) throw new Error(`no ${provider} here`);
     return ort.InferenceSession.create(model, { ...options, executionProviders: ['cpu'] });
   };
-  const cpu = await FcdnEncoder.load(FIXTURE_MODEL, 'cpu', undefined, { sessionFactory: spy });
+  const present = () => null;
+  const cpu = await FcdnEncoder.load(FIXTURE_MODEL, 'cpu', undefined, { sessionFactory: spy, cudaMissing: present });
   assert.equal(cpu.executionProvider, 'cpu');
-  assert.deepEqual(seen, [['cpu']]);
+  assert.deepEqual(seen, ['cpu']);
   await cpu.close();
+
+  for (const [fails, expected, tried] of [
+    [[], 'cuda', ['cuda']],
+    [['cuda'], 'webgpu', ['cuda', 'webgpu']],
+    [['cuda', 'webgpu'], 'cpu', ['cuda', 'webgpu', 'cpu']],
+  ] as const) {
+    seen.length = 0;
+    failing.clear();
+    for (const f of fails) failing.add(f);
+    const lines: string[] = [];
+    const enc = await FcdnEncoder.load(FIXTURE_MODEL, 'auto', { info: (m) => lines.push(m), warn: (m) => lines.push(m) }, { sessionFactory: spy, cudaMissing: present });
+    assert.equal(enc.executionProvider, expected);
+    assert.deepEqual(seen, tried);
+    assert.ok(lines.includes(`inference: execution provider ${expected}`), lines.join('\n'));
+    assert.equal(lines.filter((l) => / unavailable: no (cuda|webgpu) here\./.test(l)).length, fails.length, lines.join('\n'));
+    await enc.close();
+  }
+  // A session that exists on WebGPU is reported as such.
   seen.length = 0;
-  const lines: string[] = [];
-  const gpu = await FcdnEncoder.load(FIXTURE_MODEL, 'auto', { info: (m) => lines.push(m), warn: (m) => lines.push(m) }, { sessionFactory: spy });
-  assert.equal(gpu.executionProvider, 'cuda');
-  assert.deepEqual(seen, [['cuda']]);
-  assert.ok(lines.includes('inference: execution provider cuda'));
-  await gpu.close();
+  failing.clear();
+  const webgpu = await FcdnEncoder.load(FIXTURE_MODEL, 'webgpu', undefined, { sessionFactory: spy, cudaMissing: present });
+  assert.equal(webgpu.executionProvider, 'webgpu');
+  assert.deepEqual(seen, ['webgpu']);
+  await webgpu.close();
 });
 
 test('FCDN_EXECUTION_PROVIDER parsing', () => {
   assert.equal(parseExecutionProviderSetting(undefined), 'auto');
   assert.equal(parseExecutionProviderSetting(''), 'auto');
   assert.equal(parseExecutionProviderSetting(' CUDA '), 'cuda');
+  assert.equal(parseExecutionProviderSetting('WebGPU'), 'webgpu');
   assert.equal(parseExecutionProviderSetting('cpu'), 'cpu');
-  assert.throws(() => parseExecutionProviderSetting('gpu'), /one of auto, cuda, cpu/);
+  assert.throws(() => parseExecutionProviderSetting('gpu'), /one of auto, cuda, webgpu, cpu/);
 });
 
 test('codes are three 64-character 0/1 strings per patch, and differ between different phantoms', async () => {

@@ -1,6 +1,6 @@
 /**
  * The DICOMweb client and the nodule fetch against a real PACS: Debian's Orthanc with its
- * DICOMweb plugin on loopback (test/support/orthanc.ts), holding synthetic CT series.
+ * DICOMweb plugin on loopback (fixtures/orthanc.ts), holding synthetic CT series.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -55,6 +55,9 @@ test('QIDO-RS lists every instance of the series with the attributes asked for',
     assert.deepEqual(i.imageOrientationPatient, [1, 0, 0, 0, 1, 0]);
   }
   assert.deepEqual(await client.searchSeriesInstances(series.studyInstanceUid, '1.2.3.999'), []);
+  // Read in pages (limit/offset), as a PACS that caps its results needs: pages of 2 over 5 instances.
+  const paged = await new DicomwebClient(settings({ qidoPageSize: 2 })).searchSeriesInstances(series.studyInstanceUid, series.seriesInstanceUid);
+  assert.deepEqual(paged.map((i) => i.sopInstanceUid).sort(), listed.map((i) => i.sopInstanceUid).sort());
   assert.equal(await client.hasStudy(series.studyInstanceUid), true);
   assert.equal(await client.hasStudy('1.2.3.999'), false);
 });

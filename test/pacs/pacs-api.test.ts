@@ -127,6 +127,21 @@ test('importFromPacs: a case with the UIDs, a keyed-hash patient key, viewerUrl;
   assert.equal(reader.errors?.[0]?.extensions?.code, 'FORBIDDEN');
 });
 
+test("a PACS search leaves out the nodule's own patient (imported under the derived key) unless excludeSamePatient is false", async () => {
+  const s = series[0]!;
+  const [own] = await svc.db.raw.query<{ id: number }>(`SELECT id FROM nodule_cases WHERE external_id = 'pacs-import-1'`);
+  assert.ok(own, 'the importFromPacs test stored this nodule');
+  const ids = (r: any) => r.data.similarCases.hits.map((h: { case: { id: string } }) => Number(h.case.id));
+  const excluded = await svc.gql(SEARCH, { input: { pacs: nodule(s, 2), k: 50 } }, 'reader');
+  assert.equal(excluded.errors, undefined, JSON.stringify(excluded.errors));
+  assert.ok(ids(excluded).length > 0);
+  assert.ok(!ids(excluded).includes(own.id), `the query's own patient is not among ${ids(excluded)}`);
+  const included = await svc.gql(SEARCH, { input: { pacs: nodule(s, 2), k: 50, excludeSamePatient: false } }, 'reader');
+  assert.equal(included.errors, undefined, JSON.stringify(included.errors));
+  assert.equal(ids(included)[0], own.id, 'the same nodule is the top hit when its patient is not excluded');
+  assert.equal(included.data.similarCases.hits[0].jointDistance, 0);
+});
+
 test('PACS faults and bad input: the code, a message naming what, and nothing written', async () => {
   const s = series[2]!;
   const cases: [string, Record<string, unknown>, string, RegExp][] = [

@@ -31,15 +31,17 @@ test('patient keys: HMAC-SHA256 of PatientID with the server secret; the secret 
   assert.notEqual(new PatientKeyHasher('y'.repeat(40)).keyOf('MRN-123'), key, 'another secret, another key');
   assert.equal(new PatientKeyHasher(secret).keyOf(' MRN-123 '), key, 'padding is not part of the ID');
 
-  assert.equal(patientKeySecret({ configured: secret, keysConfigured: true, dataDir: '/nonexistent' }).secret, secret);
-  assert.throws(() => patientKeySecret({ configured: 'short', keysConfigured: false, dataDir: '/nonexistent' }), /at least 32 characters/);
-  assert.throws(() => patientKeySecret({ keysConfigured: true, dataDir: '/nonexistent' }), /FCDN_PATIENT_KEY_SECRET must be set/);
+  assert.equal(patientKeySecret({ configured: secret, keysConfigured: true, sharedDatabase: true, dataDir: '/nonexistent' }).secret, secret);
+  assert.throws(() => patientKeySecret({ configured: 'short', keysConfigured: false, sharedDatabase: false, dataDir: '/nonexistent' }), /at least 32 characters/);
+  assert.throws(() => patientKeySecret({ keysConfigured: true, sharedDatabase: false, dataDir: '/nonexistent' }), /FCDN_PATIENT_KEY_SECRET must be set .*FCDN_API_KEYS/);
+  // A shared Postgres: every process (API, a bulk import from another data folder) must derive the same keys.
+  assert.throws(() => patientKeySecret({ keysConfigured: false, sharedDatabase: true, dataDir: '/nonexistent' }), /FCDN_PATIENT_KEY_SECRET must be set .*DATABASE_URL/);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-pk-'));
   try {
-    const made = patientKeySecret({ keysConfigured: false, dataDir: dir });
+    const made = patientKeySecret({ keysConfigured: false, sharedDatabase: false, dataDir: dir });
     assert.equal(made.created, true);
     assert.equal(fs.statSync(path.join(dir, 'patient-key-secret')).mode & 0o777, 0o600);
-    assert.equal(patientKeySecret({ keysConfigured: false, dataDir: dir }).secret, made.secret, 'kept across restarts');
+    assert.equal(patientKeySecret({ keysConfigured: false, sharedDatabase: false, dataDir: dir }).secret, made.secret, 'kept across restarts');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -112,6 +112,19 @@ test(`activateModel builds the target's blocks before the switch and drops the r
   }
 });
 
+test(`the upkeep loop does not bring back a retired model's blocks after a switch (${databaseLabel})`, async () => {
+  const { other: retired } = await models();
+  assert.deepEqual(await blockRows(retired), { sets: 0, blocks: 0, dirty: 0 });
+  // The retired model was searched just before the switch: the loop still has it noted.
+  const blocks = svc.service.repos.search.blocks;
+  blocks.noteSearched(retired, true);
+  await blocks.maintainSearched();
+  assert.deepEqual(await blockRows(retired), { sets: 0, blocks: 0, dirty: 0 }, 'the upkeep loop registered the retired model again');
+  // Its triggers record nothing for it: a change to a case marks only the active model dirty.
+  await svc.db.raw.query('UPDATE slice_codes SET deep = ~deep WHERE model_id = $1 AND slice_offset = 1', [retired]);
+  assert.equal((await blockRows(retired)).sets, 0);
+});
+
 test(`an activation refused for missing codes leaves no block set behind (${databaseLabel})`, async () => {
   const { other } = await models();
   await svc.db.raw.query('DELETE FROM slice_codes WHERE model_id = $1 AND slice_offset = -1', [other]);

@@ -135,6 +135,10 @@ export class BlockMaintenance {
       if (this.running.has(modelId) || now - (this.lastCheck.get(modelId) ?? 0) < this.o.checkEveryMs) continue;
       this.lastCheck.set(modelId, now);
       try {
+        // A model searched just before a switch retired it: its blocks were dropped with the
+        // switch and must not come back (its triggers would record every change for nothing).
+        const [model] = await this.prisma.$queryRawUnsafe<{ active: boolean }[]>('SELECT active FROM model_versions WHERE id = $1', modelId);
+        if (!model?.active) continue;
         if (!missing) {
           const s = await this.status(modelId);
           if (s?.built && s.sliceWindow === this.sliceWindow && s.dirty <= Math.max(this.o.minDirty, this.o.dirtyRatio * s.cases)) continue;
