@@ -68,15 +68,16 @@ export interface LoadedCase {
 /** Label columns kept as the case's findings (where present and non-empty). */
 const FINDING_COLUMNS = ['texture', 'texture_class', 'subtlety', 'internal_structure', 'calcification', 'sphericity', 'margin', 'lobulation', 'spiculation', 'size_class', 'eq_diam_vox', 'rating_source'];
 
-function optionalNumber(value: string | undefined, what: string, check: (n: number) => boolean): number | null {
+/** A CSV cell as a number, null when empty; an error naming the column when it is not valid. */
+export function optionalNumber(value: string | undefined, what: string, check: (n: number) => boolean): number | null {
   if (value === undefined || value === '') return null;
   const n = Number(value);
   if (!Number.isFinite(n) || !check(n)) throw new Error(`${what} "${value}" is not valid`);
   return n;
 }
 
-const malignancyOf = (v: string | undefined) => optionalNumber(v, 'malignancy', (n) => Number.isInteger(n) && n >= 1 && n <= 5);
-const diameterOf = (v: string | undefined) => optionalNumber(v, 'diameter_mm', (n) => n >= 0 && n <= 500);
+export const malignancyOf = (v: string | undefined) => optionalNumber(v, 'malignancy', (n) => Number.isInteger(n) && n >= 1 && n <= 5);
+export const diameterOf = (v: string | undefined) => optionalNumber(v, 'diameter_mm', (n) => n >= 0 && n <= 500);
 
 function findingsOf(values: Record<string, string>): Record<string, string | number> | null {
   const out: Record<string, string | number> = {};

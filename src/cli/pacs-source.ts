@@ -13,16 +13,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { parseCsv } from './csv.ts';
 import { checkPacsNodule } from '../pacs/pacs-nodule.ts';
-import type { ImportCase, ImportPlan, ImportProblem } from './import-sources.ts';
+import { diameterOf, malignancyOf, optionalNumber, type ImportCase, type ImportPlan, type ImportProblem } from './import-sources.ts';
 
 const REQUIRED = ['case_id', 'study_instance_uid', 'series_instance_uid', 'sop_instance_uid', 'center_x', 'center_y'];
-
-function number(value: string | undefined, what: string, check: (n: number) => boolean): number | null {
-  if (value === undefined || value === '') return null;
-  const n = Number(value);
-  if (!Number.isFinite(n) || !check(n)) throw new Error(`${what} "${value}" is not valid`);
-  return n;
-}
 
 export async function readPacsCsv(csvFile: string): Promise<ImportPlan> {
   const { header, rows } = parseCsv(await fs.readFile(csvFile, 'utf8'));
@@ -43,17 +36,17 @@ export async function readPacsCsv(csvFile: string): Promise<ImportPlan> {
         studyInstanceUid: v.study_instance_uid ?? '',
         seriesInstanceUid: v.series_instance_uid ?? '',
         sopInstanceUid: v.sop_instance_uid ?? '',
-        centerX: number(v.center_x, 'center_x', () => true) ?? Number.NaN,
-        centerY: number(v.center_y, 'center_y', () => true) ?? Number.NaN,
-        neighbours: number(v.neighbours, 'neighbours', () => true) ?? 1,
+        centerX: optionalNumber(v.center_x, 'center_x', () => true) ?? Number.NaN,
+        centerY: optionalNumber(v.center_y, 'center_y', () => true) ?? Number.NaN,
+        neighbours: optionalNumber(v.neighbours, 'neighbours', () => true) ?? 1,
       };
       checkPacsNodule(pacs, 'row');
       const c: ImportCase = {
         externalId: v.case_id,
         // Empty: derived from the PACS PatientID at import (PacsService).
         patientKey: v.patient_key ?? '',
-        malignancy: number(v.malignancy, 'malignancy', (n) => Number.isInteger(n) && n >= 1 && n <= 5),
-        diameterMm: number(v.diameter_mm, 'diameter_mm', (n) => n >= 0 && n <= 500),
+        malignancy: malignancyOf(v.malignancy),
+        diameterMm: diameterOf(v.diameter_mm),
         findings: null,
         slices: [],
         pacs,

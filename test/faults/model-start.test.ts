@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { freePort } from '../support/private-postgres.ts';
+import { freePort } from '../../fixtures/local-servers.ts';
 import { createTestDatabase, type TestDatabase } from '../../fixtures/test-database.ts';
 import { FIXTURE_MODEL } from '../support/test-service.ts';
 import { postgresUrl } from './harness.ts';

@@ -6,10 +6,10 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { freePort, postgresBinDir } from '../../fixtures/local-servers.ts';
 
 export interface PrivatePostgres {
   /** postgres://postgres@127.0.0.1:<port>/postgres */
@@ -29,26 +29,10 @@ export interface PrivatePostgres {
   destroy(): void;
 }
 
-function binDir(): string {
-  if (process.env.PG_BIN) return process.env.PG_BIN;
-  const majors = fs.readdirSync('/usr/lib/postgresql').filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(a) - Number(b));
-  if (majors.length === 0) throw new Error('no PostgreSQL under /usr/lib/postgresql (set PG_BIN)');
-  return path.join('/usr/lib/postgresql', majors[majors.length - 1]!, 'bin');
-}
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startPrivatePostgres(): Promise<PrivatePostgres> {
-  const bin = binDir();
+  const bin = postgresBinDir();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-pg-'));
   const data = path.join(dir, 'data');
   const port = await freePort();

@@ -97,6 +97,13 @@ test(`a viewer's launch link runs the PACS search at once, asking for the key fi
   const shot = path.join(profileDir, 'results-page-pacs-launch.png');
   await page.screenshot({ path: shot, fullPage: true });
   if (process.env.UPDATE_SCREENSHOTS === '1') fs.copyFileSync(shot, 'docs/figures/results-page-pacs-launch.png');
+  // A phone-width viewer pane: nothing scrolls sideways, the viewer links stay inside their cards.
+  await page.setViewportSize({ width: 390, height: 900 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the page scrolls sideways at 390 px');
+  const narrow = path.join(profileDir, 'results-page-pacs-launch-narrow.png');
+  await page.screenshot({ path: narrow, fullPage: true });
+  if (process.env.UPDATE_SCREENSHOTS === '1') fs.copyFileSync(narrow, 'docs/figures/results-page-pacs-launch-narrow.png');
+  await page.setViewportSize({ width: 1400, height: 1000 });
 
   // With the key in the tab, the link searches on load without a click.
   await page.goto(launch('&neighbours=0'));
