@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { SHIPPED_MODEL } from '../src/config.ts';
 import { phantomSlices } from '../fixtures/phantom-cases.ts';
 import { createTestDatabase } from '../fixtures/test-database.ts';
-import { startTestService } from '../test/support/test-service.ts';
+import { startTestService } from '../fixtures/test-service.ts';
 import { mulberry32 } from '../fixtures/random-codes.ts';
 
 const { values } = parseArgs({ options: { cases: { type: 'string', default: '40' }, searches: { type: 'string', default: '60' }, write: { type: 'boolean', default: false } } });

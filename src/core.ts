@@ -111,7 +111,7 @@ export async function buildCore(config: AppConfig, overrides: CoreOverrides = {}
 
     const configured = await createObjectStore(config);
     const store = overrides.wrapStore ? overrides.wrapStore(configured) : configured;
-    const metrics = createMetrics({ poolStats: db.poolStats });
+    const metrics = createMetrics({ poolStats: db.poolStats, decodeWaiting: () => preparer?.waiting ?? { requests: 0, background: 0 } });
     readNodes = await openReadNodes(config, db, metrics, log);
     const repos = createRepositories(db, {
       readNodes,

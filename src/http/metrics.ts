@@ -2,10 +2,29 @@
 import client from 'prom-client';
 import type { PoolStats } from '../db/database.ts';
 
-export function createMetrics(opts: { poolStats?: () => PoolStats } = {}) {
+export interface MetricSources {
+  poolStats?: () => PoolStats;
+  /** Slices waiting for a decoding thread, by kind (SlicePreparer.waiting). */
+  decodeWaiting?: () => { requests: number; background: number };
+}
+
+export function createMetrics(opts: MetricSources = {}) {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
-  const { poolStats } = opts;
+  const { poolStats, decodeWaiting } = opts;
+  if (decodeWaiting) {
+    new client.Gauge({
+      name: 'fcdn_slice_decode_waiting',
+      help: 'Slices waiting for a decoding thread: of requests (searches, ingests), and of background work (reindex), which waits behind every request',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        const w = decodeWaiting();
+        this.set({ kind: 'request' }, w.requests);
+        this.set({ kind: 'background' }, w.background);
+      },
+    });
+  }
   if (poolStats) {
     new client.Gauge({
       name: 'fcdn_db_pool_connections',

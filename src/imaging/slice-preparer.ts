@@ -192,6 +192,11 @@ export class SlicePreparer {
     while (this.threads.length < this.options.threads) this.threads.push(this.spawn());
   }
 
+  /** Slices waiting for a thread, by kind (not those being decoded). */
+  get waiting(): { requests: number; background: number } {
+    return { requests: this.queue.length, background: this.backgroundQueue.length };
+  }
+
   /** A slice of a request (ingest, search by images). */
   prepare = (image: SliceImage, card: PatchSpec): Promise<PreparedSlice> => this.enqueue(image, card, false);
 

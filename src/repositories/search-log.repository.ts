@@ -2,11 +2,14 @@
 import type { Prisma } from '../generated/prisma/client.ts';
 import type { PrismaClient } from './executor.ts';
 
+/** What the query was: a stored case, slices sent with the request, or slices fetched from the PACS. */
+export type SearchKind = 'CASE' | 'IMAGES' | 'PACS';
+
 export interface SearchLogEntry {
   tookMs: number;
   k: number;
   modelId: number;
-  queryKind: 'CASE' | 'IMAGES';
+  queryKind: SearchKind;
   queryCaseId: number | null;
   querySlices: number;
   weights: Prisma.InputJsonValue;

@@ -9,6 +9,7 @@ import { BadInputError, NotFoundError } from '../errors.ts';
 import type { ModelVersion } from '../repositories/records.ts';
 import type { CaseFilter } from '../repositories/case.repository.ts';
 import type { ReadRepositories, ReadSession, Repositories } from '../repositories/index.ts';
+import type { SearchKind } from '../repositories/search-log.repository.ts';
 import type { JointSearch, RankedCase } from '../repositories/search.repository.ts';
 import type { QuerySliceImage } from './display-images.ts';
 import type { ModelService } from './model.service.ts';
@@ -47,7 +48,7 @@ export interface SearchStages {
   encode?: number;
   search: number;
 }
-export type OnSearch = (tookMs: number, kind: 'CASE' | 'IMAGES' | 'PACS', stages: SearchStages) => void;
+export type OnSearch = (tookMs: number, kind: SearchKind, stages: SearchStages) => void;
 
 function weightsOf(input: Partial<JointWeights> | null | undefined): JointWeights {
   const w = { ...DEFAULT_WEIGHTS };
@@ -87,7 +88,7 @@ export class SearchService {
     if (Number(hasCase) + Number(hasImages) + Number(hasPacs) !== 1) {
       throw new BadInputError('give exactly one of caseId, images and pacs (a stored case, new slices, or a nodule in the PACS)');
     }
-    const kind = hasCase ? 'CASE' : hasPacs ? 'PACS' : 'IMAGES';
+    const kind: SearchKind = hasCase ? 'CASE' : hasPacs ? 'PACS' : 'IMAGES';
     const stages: SearchStages = { search: 0 };
     const k = q.k ?? 10;
     if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw new BadInputError(`k must be an integer from 1 to ${MAX_K}, got ${k}`);
@@ -162,7 +163,7 @@ export class SearchService {
     const tookMs = performance.now() - started;
     this.onSearch(tookMs, kind, stages);
     this.repos.searchLog
-      .record({ tookMs, k, modelId: version.id, queryKind: hasCase ? 'CASE' : 'IMAGES', queryCaseId: excludeCaseId, querySlices, weights: { ...weights }, resultCaseIds: hits.map((h) => h.caseId) })
+      .record({ tookMs, k, modelId: version.id, queryKind: kind, queryCaseId: excludeCaseId, querySlices, weights: { ...weights }, resultCaseIds: hits.map((h) => h.caseId) })
       .catch((err) => this.log.warn({ err }, 'could not write the search log'));
     return { model: version, tookMs, hits, tiedAtCutoff, queryImages };
   }

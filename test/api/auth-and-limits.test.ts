@@ -15,7 +15,7 @@ import { loadConfig } from '../../src/config.ts';
 import { typeDefs } from '../../src/schema/index.ts';
 import { createTestDatabase, usingPostgres } from '../../fixtures/test-database.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
-import { FIXTURE_MODEL, KEYS, startTestService, type TestService } from '../support/test-service.ts';
+import { FIXTURE_MODEL, KEYS, startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 let svc: TestService;
 
@@ -145,6 +145,9 @@ test('GET /healthz and GET /metrics', async () => {
   const metrics = await (await fetch(`${svc.url}/metrics`)).text();
   assert.match(metrics, /fcdn_search_duration_seconds_count\{query_kind="CASE"\} [1-9]/);
   assert.match(metrics, /fcdn_graphql_errors_total\{code="/);
+  // Nothing is decoding after the requests answered: no slice waits for a thread.
+  assert.match(metrics, /fcdn_slice_decode_waiting\{kind="request"\} 0\b/);
+  assert.match(metrics, /fcdn_slice_decode_waiting\{kind="background"\} 0\b/);
   if (usingPostgres) assert.match(metrics, /fcdn_db_pool_connections\{state="total"\} [1-9]/);
   else assert.doesNotMatch(metrics, /fcdn_db_pool_connections/);
 });

@@ -10,7 +10,7 @@ import { phantomHu } from '../../fixtures/phantoms.ts';
 import { rawPng } from '../inference/support.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 let svc: TestService;
 let storedCaseId: string;

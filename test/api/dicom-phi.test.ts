@@ -20,7 +20,7 @@ import { makePhantomDicom, type IdentifyingField } from '../../fixtures/phantoms
 import { ctSeries } from '../../fixtures/ct-series.ts';
 import { startOrthanc, type Orthanc } from '../../fixtures/orthanc.ts';
 import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../../fixtures/test-database.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 /** Distinctive values, each valid for its VR (PatientSex 'O' and PatientAge '077Y' are too short to search for: sent, not checked). */
 const IDENTIFYING: Record<IdentifyingField, string> = {

@@ -13,7 +13,7 @@ import { decodePng, PNG16_HU_OFFSET } from '../../src/imaging/index.ts';
 import { makePhantomDicom, makePhantomPng } from '../../fixtures/phantoms.ts';
 import { databaseLabel, usingPostgres } from '../../fixtures/test-database.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 let svc: TestService;
 let blocksMethod = 'naive';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { MAX_ALIASES, MAX_TOKENS } from '../../src/schema/limits.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
-import { KEYS, startTestService, type TestService } from '../support/test-service.ts';
+import { KEYS, startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 let svc: TestService;
 const MAX_BYTES = 4 * 1024 * 1024;

@@ -12,7 +12,7 @@ import { ModelVersion } from '../../src/resolvers/type.resolvers.ts';
 import { ModelService } from '../../src/services/model.service.ts';
 import type { SliceEncoder } from '../../src/services/ports.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 let svc: TestService;
 let rawLog = '';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { databaseLabel } from '../../fixtures/test-database.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 let svc: TestService;
 const TABLES = ['patients', 'studies', 'nodule_cases', 'slices', 'slice_codes', 'diagnostic_reports', 'model_versions', 'reindex_jobs'];

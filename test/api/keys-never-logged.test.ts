@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { ApiKeyRing } from '../../src/auth/api-keys.ts';
 import { UnauthenticatedError } from '../../src/errors.ts';
-import { KEYS, startTestService, type TestService } from '../support/test-service.ts';
+import { KEYS, startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 let svc: TestService;
 const lines: string[] = [];

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { makePhantomPng } from '../../fixtures/phantoms.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
-import { KEYS, startTestService, type TestService } from '../support/test-service.ts';
+import { KEYS, startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 let svc: TestService;
 const lines: Record<string, unknown>[] = [];

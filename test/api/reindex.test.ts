@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../../fixtures/test-database.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { startServiceProcess, type ServiceProcess } from '../../fixtures/service-process.ts';
-import { FIXTURE_MODEL, type GraphQLResponse } from '../support/test-service.ts';
+import { FIXTURE_MODEL, type GraphQLResponse } from '../../fixtures/test-service.ts';
 
 const NEW_MODEL = path.resolve('test/fixtures/fcdn-untrained-b.onnx');
 const CASES = 30; // 90 slices: 23 batches of 4

@@ -15,7 +15,7 @@ import { makePhantomPng } from '../../fixtures/phantoms.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
 import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 const CREATE = 'mutation ($t: String!, $n: Int!) { createSliceUpload(contentType: $t, byteLength: $n) { key url method headers { name value } } }';
 const INGEST = 'mutation ($input: IngestCaseInput!) { ingestCase(input: $input) { id } }';

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { compareHits, jointDistance, type SliceCodeSet } from '../../src/domain/joint-distance.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 let svc: TestService;
 

@@ -11,7 +11,7 @@ import { ConfigError, loadConfig } from '../../src/config.ts';
 import { jointDistance, type SliceCodeSet } from '../../src/domain/joint-distance.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 let svc: TestService;
 const ids = new Map<string, string>();

@@ -10,7 +10,7 @@ import { makePhantomDicom, makePhantomPng } from '../../fixtures/phantoms.ts';
 import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
 import { createTestDatabase, databaseLabel } from '../../fixtures/test-database.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 const CREATE = `mutation ($t: String!, $n: Int!) { createSliceUpload(contentType: $t, byteLength: $n) { key url method headers { name value } expiresAt } }`;
 const INGEST = 'mutation ($input: IngestCaseInput!) { ingestCase(input: $input) { id externalId slices { offset imageUrl } } }';

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { createTestDatabase, databaseLabel } from '../../fixtures/test-database.ts';
-import { KEYS, startTestService, type TestService } from '../support/test-service.ts';
+import { KEYS, startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 const keyDerived = (keys: string[]) => crypto.createHash('sha256').update(`image-urls:${[...keys].sort().join(',')}`).digest('hex');
 

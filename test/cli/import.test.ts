@@ -19,7 +19,7 @@ import { phantomHu } from '../../fixtures/phantoms.ts';
 import { createTestDatabase, databaseLabel, usingPostgres, type TestDatabase } from '../../fixtures/test-database.ts';
 import { ctSeries, type CtSeries } from '../../fixtures/ct-series.ts';
 import { startOrthanc, type Orthanc } from '../../fixtures/orthanc.ts';
-import { FIXTURE_MODEL } from '../support/test-service.ts';
+import { FIXTURE_MODEL } from '../../fixtures/test-service.ts';
 
 const run = promisify(execFile);
 

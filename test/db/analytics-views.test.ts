@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import type { SimilarCasesAnswer } from '../../src/services/search.service.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 let svc: TestService;
 const caseIds: number[] = [];

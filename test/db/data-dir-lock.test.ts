@@ -16,7 +16,7 @@ import { DataDirInUseError, lockDataDir } from '../../src/db/data-dir-lock.ts';
 import { openDatabase } from '../../src/db/database.ts';
 import { makePhantomPng } from '../../fixtures/phantoms.ts';
 import { startServiceProcess, type ServiceProcess } from '../../fixtures/service-process.ts';
-import { FIXTURE_MODEL, KEYS, TEST_URL_SECRET } from '../support/test-service.ts';
+import { FIXTURE_MODEL, KEYS, TEST_URL_SECRET } from '../../fixtures/test-service.ts';
 
 const run = promisify(execFile);
 const dirs: string[] = [];

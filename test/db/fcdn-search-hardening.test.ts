@@ -139,8 +139,11 @@ for (const scan of ['streaming', 'cached', 'threaded', 'threaded over the copy']
       clearTimeout(cancel);
       const cancelledMs = performance.now() - t2;
       console.log(`# ${scan}: full call ${Math.round(fullMs)} ms; statement_timeout 300 ms -> stopped after ${Math.round(timedOutMs)} ms; cancel at 300 ms -> ${Math.round(cancelledMs)} ms`);
-      assert.ok(timedOutMs < 1200, `statement_timeout: stopped after ${Math.round(timedOutMs)} ms`);
-      assert.ok(cancelledMs < 1200, `pg_cancel_backend: stopped after ${Math.round(cancelledMs)} ms`);
+      // Stopped, not run to the end: well under the uninterrupted call, timed just before under the
+      // same load (1200 ms on an idle machine; a loaded one slows the stop and the full call alike).
+      const stoppedWithin = Math.max(1200, fullMs / 2);
+      assert.ok(timedOutMs < stoppedWithin, `statement_timeout: stopped after ${Math.round(timedOutMs)} ms`);
+      assert.ok(cancelledMs < stoppedWithin, `pg_cancel_backend: stopped after ${Math.round(cancelledMs)} ms`);
       // The backend (and its copy) still answers right.
       assert.equal((await topk(c, heavyQuery(3))).rows.length, 10);
     } finally {

@@ -10,7 +10,7 @@ import { S3ObjectStore } from '../../src/storage/s3-store.ts';
 import { startS3rver, type RunningS3rver } from '../../scripts/start-s3rver.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { createTestDatabase, type TestDatabase } from '../../fixtures/test-database.ts';
-import { startTestService, type GraphQLResponse, type TestService } from '../support/test-service.ts';
+import { startTestService, type GraphQLResponse, type TestService } from '../../fixtures/test-service.ts';
 
 /** application_name of the service's own connections: what pg_terminate_backend aims at. */
 export const TARGET_APP = 'fcdn-fault-target';

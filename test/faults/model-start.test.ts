@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { freePort } from '../../fixtures/local-servers.ts';
 import { createTestDatabase, type TestDatabase } from '../../fixtures/test-database.ts';
-import { FIXTURE_MODEL } from '../support/test-service.ts';
+import { FIXTURE_MODEL } from '../../fixtures/test-service.ts';
 import { postgresUrl } from './harness.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcdn-model-fault-'));

@@ -22,7 +22,7 @@ import { readNodeName } from '../../src/db/read-nodes.ts';
 import { createRepositories } from '../../src/repositories/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../fixtures/test-database.ts';
 import { setReplayPaused, startReplicatedPostgres, waitForReplay, type ReplicatedPostgres } from '../../fixtures/replicated-postgres.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 import { caseInput, INGEST, until } from './harness.ts';
 
 const MODEL_B = path.resolve('test/fixtures/fcdn-untrained-b.onnx');

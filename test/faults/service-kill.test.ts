@@ -14,7 +14,7 @@ import type { S3ObjectStore } from '../../src/storage/s3-store.ts';
 import { assertInvariants } from '../support/invariants.ts';
 import { startServiceProcess, type ServiceProcess } from '../../fixtures/service-process.ts';
 import { createTestDatabase, type TestDatabase } from '../../fixtures/test-database.ts';
-import { FIXTURE_MODEL } from '../support/test-service.ts';
+import { FIXTURE_MODEL } from '../../fixtures/test-service.ts';
 import { caseInput, INGEST, openStore, outcome, postgresUrl, s3Env, tally, until } from './harness.ts';
 
 const NEW_MODEL = path.resolve('test/fixtures/fcdn-untrained-b.onnx');

@@ -309,7 +309,10 @@ test('JPEG-LS: a frame CharLS spins on is stopped at the deadline; the event loo
     assert.match(err.message, /longer than 1000 ms/);
     assert.equal(good.patch.length, 64 * 64);
     assert.ok(goodMs < 500, `the good slice waited ${goodMs.toFixed(0)} ms behind the stuck one`);
-    assert.ok(stuckMs >= DEADLINE_MS && stuckMs < DEADLINE_MS + 1000, `refused after ${stuckMs.toFixed(0)} ms`);
+    // Not before the deadline, give or take the timers' millisecond granularity: the deadline is
+    // counted from Date.now() and fires on the event loop's millisecond clock, which may run up to
+    // a millisecond behind performance.now() (seen: refused after 999.94 ms).
+    assert.ok(stuckMs >= DEADLINE_MS - 5 && stuckMs < DEADLINE_MS + 1000, `refused after ${stuckMs.toFixed(2)} ms`);
     assert.ok(worstLag < 200, `the event loop stalled for ${worstLag.toFixed(0)} ms`);
     // The stopped thread was replaced: decoding goes on.
     assert.equal((await preparer.prepare({ data: base, offset: 0 }, CARD)).patch.length, 64 * 64);
@@ -326,6 +329,10 @@ test(`fuzz: DICOM (${JPEG_LS}) with element-aware mutations, through the decodin
     let slowest = 0;
     await fc.assert(
       fc.asyncProperty(dicomCaseArb, async (mutations) => {
+        // Both threads started and idle before the clock starts: a thread stopped (or out of
+        // memory) in an earlier case is replaced here, so the start-up of its replacement (~0.5 s,
+        // more on a loaded machine; never counted in the deadline) is not counted in this case.
+        await Promise.all([0, 1].map(() => preparer.prepare({ data: base, offset: 0 }, CARD)));
         const t0 = performance.now();
         try {
           const p = await preparer.prepare({ data: mutateDicom(base, mutations, false), offset: 0 }, CARD);
@@ -338,7 +345,7 @@ test(`fuzz: DICOM (${JPEG_LS}) with element-aware mutations, through the decodin
         }
         const ms = performance.now() - t0;
         slowest = Math.max(slowest, ms);
-        // The deadline plus the time to start a replacement thread.
+        // The deadline, and time to spare for a loaded machine.
         assert.ok(ms < DEADLINE_MS + 1500, `one case took ${ms.toFixed(0)} ms`);
       }),
       { numRuns: COMPRESSED_RUNS, seed: 117 },

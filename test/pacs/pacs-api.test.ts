@@ -15,7 +15,7 @@ import { assertInvariants } from '../support/invariants.ts';
 import { startOrthanc, type Orthanc } from '../../fixtures/orthanc.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 const PATIENT_KEY_SECRET = 'test-patient-key-secret-0123456789abcdef';
 const VIEWER = 'https://viewer.example/viewer?StudyInstanceUIDs={studyInstanceUid}&SeriesInstanceUIDs={seriesInstanceUid}';
@@ -86,6 +86,12 @@ test(`search by PACS nodule = search by the same DICOM files uploaded inline (${
   const metrics = await (await fetch(`${svc.url}/metrics`)).text();
   assert.match(metrics, /fcdn_search_duration_seconds_count\{query_kind="PACS"\} 4\b/);
   for (const stage of ['fetch', 'decode', 'encode', 'search']) assert.match(metrics, new RegExp(`fcdn_search_stage_seconds_count\\{stage="${stage}"\\} [1-9]`), stage);
+  // The search log tells an analyst which searches came from the PACS (written after the answer).
+  const pacsLogged = async () => (await svc.db.raw.query<{ n: number }>(`SELECT count(*)::integer AS n FROM analytics.searches WHERE query_kind = 'PACS'`))[0]!.n;
+  for (let i = 0; i < 100 && (await pacsLogged()) < 4; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(await pacsLogged(), 4);
+  const [today] = await svc.db.raw.query<{ pacs_searches: number; image_searches: number }>('SELECT sum(pacs_searches)::integer AS pacs_searches, sum(image_searches)::integer AS image_searches FROM analytics.daily_search_stats');
+  assert.deepEqual(today, { pacs_searches: 4, image_searches: 4 });
 });
 
 test('importFromPacs: a case with the UIDs, a keyed-hash patient key, viewerUrl; idempotent on externalId', async () => {

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 let svc: TestService;
 let inner: ObjectStore;
@@ -17,6 +17,8 @@ let failNextIngest = false;
 let putsOfIngest = 0;
 /** The keys the failing ingest wrote to: the store may be shared with other tests (CI's S3 leg). */
 const keysOfIngest: string[] = [];
+/** The failing ingest's puts, settled when each has landed in the store (or was refused). */
+const putsInFlight: Promise<unknown>[] = [];
 
 function slowAfterFirstFailure(store: ObjectStore): ObjectStore {
   inner = store;
@@ -31,8 +33,9 @@ function slowAfterFirstFailure(store: ObjectStore): ObjectStore {
       putsOfIngest++;
       keysOfIngest.push(key);
       if (putsOfIngest === 1) throw Object.assign(new Error('injected: put #1 refused'), { code: 'ECONNRESET' });
-      await new Promise((r) => setTimeout(r, 200));
-      return store.put(key, body, contentType);
+      const landed = new Promise((r) => setTimeout(r, 200)).then(() => store.put(key, body, contentType));
+      putsInFlight.push(landed.catch(() => {}));
+      return landed;
     },
   };
 }
@@ -49,8 +52,12 @@ test(`a failed ingest whose other puts land later leaves no object behind (${dat
   });
   assert.ok(res.errors?.length, 'the ingest must fail');
   assert.equal(putsOfIngest, 5);
-  // The late puts land 200 ms after the failure; the janitor polls every 100 ms.
-  await new Promise((r) => setTimeout(r, 1500));
+  // The late puts land 200 ms after the failure: wait until each has landed (a discard that ran
+  // before them would leave their objects for good), then for one more janitor pass over the
+  // outbox. Waiting on these events, not a fixed sleep, keeps the test right on a slow machine.
+  assert.equal(putsInFlight.length, 4);
+  await Promise.all(putsInFlight);
+  await svc.service.services.janitor.drain();
   assert.equal(keysOfIngest.length, 5);
   const remaining = [];
   for (const key of keysOfIngest) if (await inner.exists(key)) remaining.push(key);

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 const MODEL_B = path.resolve('test/fixtures/fcdn-untrained-b.onnx');
 const JOB = 'query ($id: ID!) { reindexJob(id: $id) { id status error model { id active } } }';

@@ -15,7 +15,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { usingPostgres } from '../../fixtures/test-database.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 import { waitingOnLocks } from '../support/lock-waits.ts';
 
 const skip = usingPostgres ? false : 'needs concurrent sessions: set DATABASE_URL (Postgres)';

@@ -13,7 +13,7 @@ import { UnavailableError } from '../../src/errors.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 const MODEL_B = path.resolve('test/fixtures/fcdn-untrained-b.onnx');
 const JOB = 'query ($id: ID!) { reindexJob(id: $id) { id status total done failed error model { id active } } }';

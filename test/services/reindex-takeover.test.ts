@@ -13,7 +13,7 @@ import pino from 'pino';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
 import { ReindexWorker } from '../../src/services/reindex-worker.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 const MODEL_B = path.resolve('test/fixtures/fcdn-untrained-b.onnx');
 const STALE_MS = 300;

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
-import { startTestService, type TestService } from '../support/test-service.ts';
+import { startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 const INGEST = 'mutation ($i: IngestCaseInput!) { ingestCase(input: $i) { id patientKey slices { id } } }';
 const CASE = 'query ($e: String!) { caseByExternalId(externalId: $e) { id patientKey slices { id } } }';

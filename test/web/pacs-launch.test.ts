@@ -17,7 +17,7 @@ import { ctSeries, type CtSeries } from '../../fixtures/ct-series.ts';
 import { startOrthanc, type Orthanc } from '../../fixtures/orthanc.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
-import { KEYS, startTestService, type TestService } from '../support/test-service.ts';
+import { KEYS, startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 const VIEWER = 'https://viewer.example/viewer?StudyInstanceUIDs={studyInstanceUid}';
 

@@ -25,7 +25,7 @@ import { makePhantomDicom, makePhantomPng } from '../../fixtures/phantoms.ts';
 import { phantomSlices } from '../../fixtures/phantom-cases.ts';
 import { findChromium } from '../support/browser.ts';
 import { databaseLabel } from '../../fixtures/test-database.ts';
-import { KEYS, startTestService, type TestService } from '../support/test-service.ts';
+import { KEYS, startTestService, type TestService } from '../../fixtures/test-service.ts';
 
 const SCREENSHOT = 'docs/figures/results-page.png';
 /** Screenshots go to docs/figures when UPDATE_SCREENSHOTS=1 (always to a temporary folder, to be looked at). */
