@@ -1,7 +1,7 @@
 /**
  * `npx tsx scripts/analytics-examples.ts [--cases 40] [--searches 60] [--write]`
  *
- * Fills a fresh database (DATABASE_URL's server, else in-memory PGlite; test/support's factory)
+ * Fills a fresh database (DATABASE_URL's server, else in-memory PGlite; fixtures/test-database.ts)
  * through the running service: phantom cases with labels and reports are ingested and searched
  * over GraphQL with the shipped model, by stored case and by new images. Then it runs the example
  * queries of docs/analytics.md against the analytics views and prints their output; with --write

@@ -3,7 +3,7 @@
  *
  * How long the analytics views (migrations/0003_analytics_views.sql, docs/analytics.md) take on
  * an archive of 100,000 cases (300,000 slices and codes, 100,000 reports) and 200,000 logged
- * searches over 60 days, generated in SQL in a fresh database (test/support's factory; dropped
+ * searches over 60 days, generated in SQL in a fresh database (fixtures/test-database.ts; dropped
  * at the end). Prints three timings per query, in milliseconds, as this process sees them.
  */
 import { performance } from 'node:perf_hooks';

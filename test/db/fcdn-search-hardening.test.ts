@@ -141,7 +141,9 @@ for (const scan of ['streaming', 'cached', 'threaded', 'threaded over the copy']
       console.log(`# ${scan}: full call ${Math.round(fullMs)} ms; statement_timeout 300 ms -> stopped after ${Math.round(timedOutMs)} ms; cancel at 300 ms -> ${Math.round(cancelledMs)} ms`);
       // Stopped, not run to the end: well under the uninterrupted call, timed just before under the
       // same load (1200 ms on an idle machine; a loaded one slows the stop and the full call alike).
-      const stoppedWithin = Math.max(1200, fullMs / 2);
+      // A quarter, not a half: the uninterrupted call runs one thread without the copy (~5.5 s), and
+      // a threaded scan that ignored the stop still ran to its end in 2.3-3.3 s (docs/reliability.md).
+      const stoppedWithin = Math.max(1200, fullMs / 4);
       assert.ok(timedOutMs < stoppedWithin, `statement_timeout: stopped after ${Math.round(timedOutMs)} ms`);
       assert.ok(cancelledMs < stoppedWithin, `pg_cancel_backend: stopped after ${Math.round(cancelledMs)} ms`);
       // The backend (and its copy) still answers right.

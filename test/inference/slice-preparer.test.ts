@@ -97,6 +97,10 @@ test('request slices go before background (reindex) slices, which never take eve
     const more = images.slice(0, 3).map((image) => preparer.prepareInBackground(image, CARD));
     const queuedRequests = [preparer.prepare(images[3]!, CARD), preparer.prepare(images[4]!, CARD)];
     assert.deepEqual(preparer.waiting, { requests: 1, background: 2 });
+    // The first thread to free takes the waiting request, not the waiting background slices (the
+    // next task is handed out inside the thread's reply, before either promise settles).
+    await Promise.race([more[0], queuedRequests[0]]);
+    assert.deepEqual(preparer.waiting, { requests: 0, background: 2 });
     await Promise.all([...more, ...queuedRequests]);
     assert.deepEqual(preparer.waiting, { requests: 0, background: 0 });
   } finally {
