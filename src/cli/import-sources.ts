@@ -171,43 +171,59 @@ export async function readLabelsCsv(root: string, csvFile: string, opts: LabelsO
  * (ImagePositionPatient along the slice normal, else InstanceNumber, else file name).
  */
 export async function readCentresCsv(root: string, csvFile: string, context: number): Promise<ImportPlan> {
+  if (context < 0 || 2 * context + 1 > MAX_SLICES) throw new Error(`--context must be 0 to ${(MAX_SLICES - 1) / 2 | 0}`);
+  return readCaseRows(csvFile, ['case_id', 'patient_key', 'series_dir'], (v) => {
+    if (!v.patient_key) throw new Error('patient_key is empty');
+    const centreInstance = v.center_instance ? Number(v.center_instance) : undefined;
+    if (centreInstance !== undefined && !Number.isInteger(centreInstance)) throw new Error(`center_instance "${v.center_instance}" is not an integer`);
+    const centreFile = v.center_file || undefined;
+    if (centreInstance === undefined && !centreFile) throw new Error('give center_instance or center_file');
+    if (!v.series_dir) throw new Error('series_dir is empty');
+    const centerX = optionalNumber(v.center_x, 'center_x', () => true) ?? undefined;
+    const centerY = optionalNumber(v.center_y, 'center_y', () => true) ?? undefined;
+    return {
+      externalId: v.case_id!,
+      patientKey: v.patient_key,
+      malignancy: malignancyOf(v.malignancy),
+      diameterMm: diameterOf(v.diameter_mm),
+      findings: null,
+      slices: [],
+      series: { dir: inside(root, v.series_dir), centreInstance, centreFile, centerX, centerY },
+    };
+  }, (header) => (header.includes('center_instance') || header.includes('center_file') ? null : 'needs a center_instance or a center_file column'));
+}
+
+/**
+ * The cases of a CSV with one row per case (centres.csv, the PACS list): the required columns
+ * must be there (else the whole file is refused), and each row needs a case_id seen once;
+ * `toCase` makes the case or throws the reason that row goes on the problems list.
+ */
+export async function readCaseRows(
+  csvFile: string,
+  required: readonly string[],
+  toCase: (values: Record<string, string | undefined>) => ImportCase,
+  checkHeader: (header: string[]) => string | null = () => null,
+): Promise<ImportPlan> {
   const { header, rows } = parseCsv(await fs.readFile(csvFile, 'utf8'));
-  for (const required of ['case_id', 'patient_key', 'series_dir']) {
-    if (!header.includes(required)) throw new Error(`${csvFile}: no "${required}" column (columns: ${header.join(', ')})`);
+  for (const column of required) {
+    if (!header.includes(column)) throw new Error(`${csvFile}: no "${column}" column (columns: ${header.join(', ')})`);
   }
-  if (!header.includes('center_instance') && !header.includes('center_file')) throw new Error(`${csvFile}: needs a center_instance or a center_file column`);
-  const problems: ImportProblem[] = [];
+  const headerProblem = checkHeader(header);
+  if (headerProblem) throw new Error(`${csvFile}: ${headerProblem}`);
   const cases: ImportCase[] = [];
+  const problems: ImportProblem[] = [];
   const seen = new Set<string>();
   for (const row of rows) {
     const v = row.values;
-    const id = v.case_id || `line ${row.line}`;
     try {
       if (!v.case_id) throw new Error('case_id is empty');
       if (seen.has(v.case_id)) throw new Error('case_id appears twice');
       seen.add(v.case_id);
-      if (!v.patient_key) throw new Error('patient_key is empty');
-      const centreInstance = v.center_instance ? Number(v.center_instance) : undefined;
-      if (centreInstance !== undefined && !Number.isInteger(centreInstance)) throw new Error(`center_instance "${v.center_instance}" is not an integer`);
-      const centreFile = v.center_file || undefined;
-      if (centreInstance === undefined && !centreFile) throw new Error('give center_instance or center_file');
-      if (!v.series_dir) throw new Error('series_dir is empty');
-      const centerX = optionalNumber(v.center_x, 'center_x', () => true) ?? undefined;
-      const centerY = optionalNumber(v.center_y, 'center_y', () => true) ?? undefined;
-      cases.push({
-        externalId: v.case_id,
-        patientKey: v.patient_key,
-        malignancy: malignancyOf(v.malignancy),
-        diameterMm: diameterOf(v.diameter_mm),
-        findings: null,
-        slices: [],
-        series: { dir: inside(root, v.series_dir), centreInstance, centreFile, centerX, centerY },
-      });
+      cases.push(toCase(v));
     } catch (err) {
-      problems.push({ id, reason: (err as Error).message });
+      problems.push({ id: v.case_id || `line ${row.line}`, reason: (err as Error).message });
     }
   }
-  if (context < 0 || 2 * context + 1 > MAX_SLICES) throw new Error(`--context must be 0 to ${(MAX_SLICES - 1) / 2 | 0}`);
   return { cases, problems };
 }
 
